@@ -1,0 +1,5 @@
+"""`python -m hpcplane` runs the CLI."""
+
+from hpcplane.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Transport: HTTP, the RPC envelope, signatures and dispatch; never SQL."""

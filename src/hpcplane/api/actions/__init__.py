@@ -1,0 +1,1 @@
+"""One module per action family; each declares its Action next to its handler."""

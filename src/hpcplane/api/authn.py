@@ -1,0 +1,153 @@
+"""Authentication: who signed a request, checked per protocol.md sections 1-4, always on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from hpcplane.api import signing
+from hpcplane.api.protocol import RpcRequest
+from hpcplane.clock import Clock
+from hpcplane.domain.accounts import AccessKey, Account, KeyStatus, Principal
+from hpcplane.domain.errors import (
+    AccessKeyInactive,
+    AccessKeyNotFound,
+    IncompleteSignature,
+    InvalidSignatureMethod,
+    MissingParameter,
+    SignatureDoesNotMatch,
+    SignatureNonceUsed,
+    TimestampExpired,
+    TimestampFormat,
+)
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class KeyDirectory(Protocol):
+    """Finds an AccessKey (secret in clear) and the account it belongs to."""
+
+    def lookup(self, access_key_id: str) -> tuple[AccessKey, Account] | None: ...
+
+
+class NonceStore(Protocol):
+    """Remembers nonces; `remember` is False for one already seen within its lifetime."""
+
+    def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The signature material of a request, found well formed but not yet verified."""
+
+    version: str  # "V1" or "V3"
+    access_key_id: str
+    timestamp: str
+    nonce: str
+    signature: str
+    algorithm: str
+    signed_headers: tuple[str, ...] = ()
+
+
+def read_credentials(req: RpcRequest) -> Credentials:
+    """Tell V3 from V1 and check the signature material is complete; raise the gateway's codes if not."""
+    header = req.headers.get("authorization", "")
+    if header.startswith("ACS3-"):
+        return _v3_credentials(req, header)
+    if "Signature" in req.params:
+        return _v1_credentials(req)
+    raise IncompleteSignature(reason="The request carries neither an Authorization header nor a Signature.")
+
+
+def _v1_credentials(req: RpcRequest) -> Credentials:
+    p = req.params
+    for name in ("AccessKeyId", "SignatureMethod", "SignatureVersion", "Timestamp", "SignatureNonce"):
+        if not p.get(name):
+            raise MissingParameter(name=name)
+    if p["SignatureMethod"] != "HMAC-SHA1" or p["SignatureVersion"] != "1.0":
+        raise InvalidSignatureMethod()
+    return Credentials(
+        "V1", p["AccessKeyId"], p["Timestamp"], p["SignatureNonce"], p["Signature"], "HMAC-SHA1"
+    )
+
+
+def _v3_credentials(req: RpcRequest, header: str) -> Credentials:
+    auth = signing.parse_authorization(header)
+    if auth is None:
+        raise IncompleteSignature(reason="The Authorization header is malformed.")
+    if auth.algorithm not in signing.V3_ALGORITHMS:
+        raise InvalidSignatureMethod()
+    signed = set(auth.signed_headers)
+    must_sign = {"host"} | {h for h in req.headers if h.startswith("x-acs-") or h == "content-type"}
+    missing = sorted(must_sign - signed)
+    if missing:
+        raise IncompleteSignature(reason=f"Header {missing[0]} must be signed.")
+    for name in ("x-acs-date", "x-acs-signature-nonce"):
+        if not req.headers.get(name):
+            raise MissingParameter(name=name)
+    return Credentials(
+        "V3",
+        auth.access_key_id,
+        req.headers["x-acs-date"],
+        req.headers["x-acs-signature-nonce"],
+        auth.signature,
+        auth.algorithm,
+        auth.signed_headers,
+    )
+
+
+def string_to_sign(req: RpcRequest, creds: Credentials) -> str:
+    """What the request should have signed, computed from what arrived."""
+    if creds.version == "V1":
+        return signing.v1_string_to_sign(req.method, req.params)
+    canonical = signing.v3_canonical_request(
+        req.method,
+        req.path,
+        req.query,
+        req.headers,
+        creds.signed_headers,
+        signing.payload_hash(creds.algorithm, req.body),
+    )
+    return signing.v3_string_to_sign(creds.algorithm, canonical)
+
+
+def expected_signature(creds: Credentials, sts: str, secret: str) -> str:
+    if creds.version == "V1":
+        return signing.v1_signature(sts, secret)
+    return signing.v3_signature(creds.algorithm, sts, secret)
+
+
+class Authenticator:
+    """Checks time, key, signature and nonce, in that order, and returns the principal."""
+
+    def __init__(self, keys: KeyDirectory, nonces: NonceStore, clock: Clock, *, skew: int, nonce_ttl: int):
+        self._keys = keys
+        self._nonces = nonces
+        self._clock = clock
+        self._skew = skew
+        self._ttl = nonce_ttl
+
+    def authenticate(self, req: RpcRequest, creds: Credentials) -> Principal:
+        now = self._clock.now()
+        self._check_time(creds.timestamp, now)
+        found = self._keys.lookup(creds.access_key_id)
+        if found is None:
+            raise AccessKeyNotFound()
+        key, account = found
+        if key.status is not KeyStatus.ACTIVE:
+            raise AccessKeyInactive()
+        sts = string_to_sign(req, creds)
+        if not signing.same(expected_signature(creds, sts, key.secret), creds.signature):
+            raise SignatureDoesNotMatch(sts=sts)
+        if not self._nonces.remember(key.id, creds.nonce, now, self._ttl):
+            raise SignatureNonceUsed()
+        return Principal(account=account, access_key_id=key.id, user_id=key.user_id, user_name=key.user_name)
+
+    def _check_time(self, value: str, now: datetime) -> None:
+        try:
+            stamp = datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise TimestampFormat() from None
+        if abs((now - stamp).total_seconds()) > self._skew:
+            raise TimestampExpired()

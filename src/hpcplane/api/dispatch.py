@@ -1,0 +1,8 @@
+"""ACTIONS: each implemented E-HPC action, its parameter reader, permission and handler, in one table."""
+
+from __future__ import annotations
+
+from hpcplane.api.action import Action
+from hpcplane.api.actions import tasks
+
+ACTIONS: dict[str, Action] = {action.name: action for action in (tasks.LIST_TASKS,)}

@@ -1,0 +1,81 @@
+"""The Alibaba Cloud RPC envelope: a request's parameters in, JSON bodies out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+import orjson
+
+from hpcplane import API_VERSION
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+JSON_TYPE = "application/json;charset=utf-8"
+REQUEST_ID_HEADER = "x-acs-request-id"
+
+
+@dataclass(frozen=True, slots=True)
+class RpcRequest:
+    """One API call as it arrived: everything the signature and the handler need, decoded once."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str]
+    client_ip: str
+    secure: bool = False
+    form: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def action(self) -> str | None:
+        """From the Action parameter, else the x-acs-action header."""
+        return self.params.get("Action") or self.headers.get("x-acs-action") or None
+
+    @property
+    def version(self) -> str | None:
+        """From the Version parameter, else the x-acs-version header."""
+        return self.params.get("Version") or self.headers.get("x-acs-version") or None
+
+
+def build_request(
+    *,
+    method: str,
+    path: str,
+    raw_query: bytes,
+    raw_headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    client_ip: str,
+    secure: bool = False,
+) -> RpcRequest:
+    """Decode the query with form rules (`+` and %20 are spaces, blank values kept) and merge a form body."""
+    headers: dict[str, str] = {}
+    for name, value in raw_headers:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+    form: list[tuple[str, str]] = []
+    if headers.get("content-type", "").split(";")[0].strip().lower() == FORM_TYPE and body:
+        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    params = dict(query)
+    params.update(form)
+    return RpcRequest(
+        method=method.upper(),
+        path=path or "/",
+        query=query,
+        headers=headers,
+        body=body,
+        params=params,
+        client_ip=client_ip,
+        secure=secure,
+        form=form,
+    )
+
+
+def is_supported_version(version: str) -> bool:
+    return version == API_VERSION
+
+
+def render(body: dict[str, object]) -> bytes:
+    """A JSON body as the SDKs parse it."""
+    return orjson.dumps(body)

@@ -1,0 +1,119 @@
+"""Signature V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256, ACS3-HMAC-SM3): canonical strings and signatures.
+
+Pure functions shared by the server's verifier and the client-side signer in `hpcplane.testing`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+V3_ALGORITHMS = ("ACS3-HMAC-SHA256", "ACS3-HMAC-SM3")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def enc(value: str) -> str:
+    """RFC 3986 percent-encoding of UTF-8: only A-Z a-z 0-9 - _ . ~ stay literal."""
+    return quote(value, safe="-_.~")
+
+
+def canonical_query(params: Iterable[tuple[str, str]]) -> str:
+    """Encoded name=value pairs, sorted by encoded name (byte order), joined with '&'."""
+    return "&".join(f"{k}={v}" for k, v in sorted((enc(k), enc(v)) for k, v in params))
+
+
+# --- V1 -----------------------------------------------------------------------------------------
+
+
+def v1_string_to_sign(method: str, params: Mapping[str, str]) -> str:
+    """METHOD&%2F&enc(canonical query without Signature)."""
+    cqs = canonical_query((k, v) for k, v in params.items() if k != "Signature")
+    return f"{method.upper()}&{enc('/')}&{enc(cqs)}"
+
+
+def v1_signature(string_to_sign: str, secret: str) -> str:
+    digest = hmac.new((secret + "&").encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+# --- V3 -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """The parts of an `Authorization: ACS3-... Credential=..,SignedHeaders=..,Signature=..` header."""
+
+    algorithm: str
+    access_key_id: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(header: str) -> Authorization | None:
+    """Split a V3 Authorization header; None when it is malformed."""
+    algorithm, _, rest = header.strip().partition(" ")
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep:
+            return None
+        fields[name.strip()] = value.strip()
+    credential = fields.get("Credential", "")
+    signed = fields.get("SignedHeaders", "")
+    signature = fields.get("Signature", "")
+    if not (algorithm and credential and signed and signature):
+        return None
+    names = tuple(name.strip().lower() for name in signed.split(";") if name.strip())
+    return Authorization(algorithm, credential, names, signature)
+
+
+def _hasher(algorithm: str) -> Callable[[bytes], str]:
+    if algorithm == "ACS3-HMAC-SM3":
+        return lambda data: hashlib.new("sm3", data).hexdigest()
+    return lambda data: hashlib.sha256(data).hexdigest()
+
+
+def payload_hash(algorithm: str, body: bytes) -> str:
+    """Lower-case hex hash of the body: SHA-256, or SM3 under ACS3-HMAC-SM3."""
+    return _hasher(algorithm)(body)
+
+
+def v3_canonical_request(
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    signed_headers: Iterable[str],
+    hashed_payload: str,
+) -> str:
+    """METHOD, URI, query, header lines, signed header names and payload hash, joined with newlines."""
+    names = list(signed_headers)
+    header_lines = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in names)
+    return "\n".join(
+        [
+            method.upper(),
+            quote(path or "/", safe="/-_.~"),
+            canonical_query(query),
+            header_lines,
+            ";".join(names),
+            hashed_payload,
+        ]
+    )
+
+
+def v3_string_to_sign(algorithm: str, canonical_request: str) -> str:
+    return f"{algorithm}\n{_hasher(algorithm)(canonical_request.encode())}"
+
+
+def v3_signature(algorithm: str, string_to_sign: str, secret: str) -> str:
+    digestmod = "sm3" if algorithm == "ACS3-HMAC-SM3" else hashlib.sha256
+    return hmac.new(secret.encode(), string_to_sign.encode(), digestmod).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time comparison of two signatures."""
+    return hmac.compare_digest(a.encode(), b.encode())

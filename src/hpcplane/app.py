@@ -1,0 +1,102 @@
+"""create_app(services): the ASGI application; the only module that knows Starlette."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hpcplane import ids
+from hpcplane.api.errors import error_response
+from hpcplane.api.gateway import Gateway
+from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
+from hpcplane.domain.errors import ActionNotFound, HpcplaneError, ServiceUnavailable
+from hpcplane.wiring import Services
+
+
+class Admission:
+    """Counts requests in flight; refuses more than the limit, and everything once shutting down."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.shutting_down = False
+
+    def admit(self) -> bool:
+        if self.shutting_down or self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+
+def create_app(services: Services, *, threads: int = 32) -> Starlette:
+    """The API: every RPC call arrives at `/`; `/healthz` answers load balancers."""
+    gateway = Gateway(services)
+    admission = Admission(services.settings.max_concurrency)
+    host_id = services.settings.host_id
+
+    def error(exc: HpcplaneError, request_id: str) -> Response:
+        response = error_response(exc, request_id, host_id)
+        return Response(
+            render(response.body),
+            status_code=response.status,
+            media_type=JSON_TYPE,
+            headers={REQUEST_ID_HEADER: request_id},
+        )
+
+    async def rpc(request: Request) -> Response:
+        request_id = ids.request_id()
+        if not admission.admit():
+            return error(ServiceUnavailable(), request_id)
+        try:
+            body = await request.body()
+            client = request.scope.get("client") or ("", 0)
+            rpc_request = build_request(
+                method=request.method,
+                path=request.url.path,
+                raw_query=request.scope.get("query_string", b""),
+                raw_headers=request.scope["headers"],
+                body=body,
+                client_ip=client[0],
+                secure=request.url.scheme == "https",
+            )
+            status, payload = await run_in_threadpool(gateway.handle, rpc_request, request_id)
+        finally:
+            admission.release()
+        return Response(
+            render(payload), status_code=status, media_type=JSON_TYPE, headers={REQUEST_ID_HEADER: request_id}
+        )
+
+    async def not_rpc(request: Request) -> Response:
+        return error(ActionNotFound(), ids.request_id())
+
+    async def health(request: Request) -> Response:
+        return Response(render({"Status": "ok"}), media_type=JSON_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        try:
+            yield
+        finally:
+            admission.shutting_down = True
+
+    app = Starlette(
+        routes=[
+            Route("/", rpc, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+            Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.admission = admission
+    return app

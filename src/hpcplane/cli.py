@@ -1,0 +1,242 @@
+"""The command line: serve | migrate | accounts | keys | ram; every option is also HPCPLANE_<OPTION>."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hpcplane import __version__
+from hpcplane.config import Settings
+from hpcplane.domain.errors import DbError
+from hpcplane.services.accounts import AccountError, IssuedKey
+from hpcplane.store.secrets import SecretKeyMismatch
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(func: F) -> F:
+    """--home, --database-url and --redis-url, shared by every command that opens the store."""
+    options = [
+        click.option("--home", type=click.Path(path_type=Path), default=None, help="[HPCPLANE_HOME]"),
+        click.option("--database-url", default=None, help="[HPCPLANE_DATABASE_URL]"),
+        click.option("--redis-url", default=None, help="Redis for the nonce cache [HPCPLANE_REDIS_URL]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options given on the command line taking precedence."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def open_services(settings: Settings) -> Any:
+    from hpcplane.wiring import build_services
+
+    try:
+        return build_services(settings)
+    except SecretKeyMismatch as error:
+        raise click.ClickException(
+            f"{error}: set HPCPLANE_SECRET_KEY to the key the store was made with"
+        ) from None
+    except DbError as error:
+        raise click.ClickException(f"cannot reach the store ({error.__cause__})") from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="hpcplane")
+def main() -> None:
+    """hpcplane: a control plane that speaks the Alibaba Cloud E-HPC API (2018-04-12)."""
+
+
+@main.command()
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1) [HPCPLANE_HOST]")
+@click.option("--port", type=int, default=None, help="port to listen on (default 9000) [HPCPLANE_PORT]")
+@store_options
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
+def serve(**options: Any) -> None:
+    """Migrate the store, then serve the API."""
+    from hpcplane.server import run_server
+
+    settings = settings_from(**options)
+    run_server(settings, open_services(settings))
+
+
+@main.command()
+@store_options
+def migrate(**options: Any) -> None:
+    """Apply the database migrations (serve also does this at start)."""
+    from hpcplane.store import migrate as migrations
+    from hpcplane.wiring import open_database
+
+    settings = settings_from(**options)
+    db = open_database(settings)
+    try:
+        migrations.upgrade(db)
+        click.echo(f"database at revision {migrations.current_revision(db)}")
+    except DbError as error:
+        raise click.ClickException(f"cannot reach the store ({error.__cause__})") from None
+    finally:
+        db.dispose()
+
+
+def _print_key(issued: IssuedKey, as_json: bool) -> None:
+    record = {
+        "AccountId": issued.account_id,
+        "AccessKeyId": issued.access_key_id,
+        "AccessKeySecret": issued.access_key_secret,
+    }
+    if issued.user_name is not None:
+        record["UserName"] = issued.user_name
+    if as_json:
+        click.echo(json.dumps(record))
+    else:
+        for name, value in record.items():
+            click.echo(f"{name}: {value}")
+
+
+def _run(settings: Settings, action: Callable[[Any], None]) -> None:
+    services = open_services(settings)
+    try:
+        action(services)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        services.close()
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts (tenants) and whether E-HPC is enabled for them."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@store_options
+def accounts_create(name: str, as_json: bool, **options: Any) -> None:
+    """Create an account with E-HPC enabled and one AccessKey; print AccountId, AccessKeyId, secret."""
+    _run(settings_from(**options), lambda s: _print_key(s.accounts.create_account(name), as_json))
+
+
+@accounts.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@store_options
+def accounts_list(as_json: bool, **options: Any) -> None:
+    """List accounts."""
+
+    def show(services: Any) -> None:
+        rows = [
+            {"AccountId": a.id, "Name": a.name, "EhpcEnabled": a.ehpc_enabled}
+            for a in services.accounts.list_accounts()
+        ]
+        if as_json:
+            click.echo(json.dumps(rows))
+        for row in [] if as_json else rows:
+            click.echo(
+                f"{row['AccountId']}  {row['Name']}  ehpc={'enabled' if row['EhpcEnabled'] else 'disabled'}"
+            )
+
+    _run(settings_from(**options), show)
+
+
+def _service_switch(enabled: bool) -> Callable[..., None]:
+    def command(account: str, **options: Any) -> None:
+        def apply(services: Any) -> None:
+            changed = services.accounts.set_service(account, enabled)
+            click.echo(f"E-HPC {'enabled' if enabled else 'disabled'} for {changed.name} ({changed.id})")
+
+        _run(settings_from(**options), apply)
+
+    return command
+
+
+accounts.command("disable-service", help="Disable E-HPC for ACCOUNT (id or name): calls get NotEnabled.")(
+    store_options(click.argument("account")(_service_switch(False)))
+)
+accounts.command("enable-service", help="Enable E-HPC for ACCOUNT (id or name).")(
+    store_options(click.argument("account")(_service_switch(True)))
+)
+
+
+@main.group()
+def keys() -> None:
+    """AccessKeys of accounts and of their RAM users."""
+
+
+@keys.command("create")
+@click.argument("account")
+@click.option("--user", default=None, help="issue the key to this RAM user of the account")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@store_options
+def keys_create(account: str, user: str | None, as_json: bool, **options: Any) -> None:
+    """Create an AccessKey for ACCOUNT (id or name); print AccessKeyId and AccessKeySecret."""
+    _run(settings_from(**options), lambda s: _print_key(s.accounts.create_key(account, user), as_json))
+
+
+@keys.command("disable")
+@click.argument("access_key_id")
+@store_options
+def keys_disable(access_key_id: str, **options: Any) -> None:
+    """Disable an AccessKey: calls signed with it get InvalidAccessKeyId.Inactive."""
+
+    def apply(services: Any) -> None:
+        services.accounts.disable_key(access_key_id)
+        click.echo(f"{access_key_id} disabled")
+
+    _run(settings_from(**options), apply)
+
+
+@keys.command("enable")
+@click.argument("access_key_id")
+@store_options
+def keys_enable(access_key_id: str, **options: Any) -> None:
+    """Enable a disabled AccessKey again."""
+
+    def apply(services: Any) -> None:
+        services.accounts.enable_key(access_key_id)
+        click.echo(f"{access_key_id} enabled")
+
+    _run(settings_from(**options), apply)
+
+
+@keys.command("list")
+@click.argument("account")
+@store_options
+def keys_list(account: str, **options: Any) -> None:
+    """List the AccessKeys of ACCOUNT (secrets are not shown)."""
+
+    def show(services: Any) -> None:
+        for key in services.accounts.list_keys(account):
+            owner = f"user {key.user_name}" if key.user_name else "account"
+            click.echo(f"{key.id}  {key.status.value}  {owner}")
+
+    _run(settings_from(**options), show)
+
+
+@main.group()
+def ram() -> None:
+    """RAM users of an account."""
+
+
+@ram.command("create-user")
+@click.argument("account")
+@click.argument("user")
+@store_options
+def ram_create_user(account: str, user: str, **options: Any) -> None:
+    """Create RAM user USER under ACCOUNT (id or name)."""
+    _run(settings_from(**options), lambda s: click.echo(f"UserId: {s.accounts.create_user(account, user)}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Settings, read once from HPCPLANE_* environment variables and CLI options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every option of the server, the worker and the CLI; each is also HPCPLANE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="HPCPLANE_", extra="ignore")
+
+    home: Path = Field(default=Path(".hpcplane"), description="where the embedded store and key live")
+    host: str = "127.0.0.1"
+    port: int = Field(default=9000, ge=0, le=65535)
+    database_url: str | None = Field(default=None, description="default: SQLite file under home")
+    redis_url: str | None = Field(default=None, description="nonce cache shared by API processes")
+    secret_key: str | None = Field(default=None, description="Fernet key for AccessKey secrets at rest")
+    region: str = "cn-hangzhou"
+    max_concurrency: int = Field(default=256, ge=1, description="requests in flight before 503")
+    db_timeout: float = Field(default=5.0, gt=0, description="seconds: connect, lock and statement limit")
+    db_pool_size: int = Field(default=10, ge=1)
+    timestamp_skew: int = Field(default=900, ge=1, description="seconds a request's time may differ")
+    nonce_ttl: int = Field(default=1800, ge=1, description="seconds a nonce is remembered")
+    archive_delay: float = Field(default=0.0, ge=0, description="seconds an ended task stays current")
+    demo: bool | None = Field(default=None, description="create a demo account (default: embedded store)")
+    clock_offset: float = Field(default=0.0, description="seconds added to the server's clock")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'hpcplane.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the default SQLite file under home."""
+        return self.database_url is None
+
+    @property
+    def host_id(self) -> str:
+        """The HostId of every error body."""
+        return f"ehpc.{self.region}.aliyuncs.com"

@@ -1,0 +1,82 @@
+"""The demo account of the embedded default: created on first start, printed on every start."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from hpcplane.domain.accounts import KeyStatus
+from hpcplane.services.clusters import seed_cluster
+from hpcplane.store import accounts as account_store
+from hpcplane.wiring import Services
+
+DEMO_NAME = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    account_id: str
+    access_key_id: str
+    access_key_secret: str
+    cluster_id: str
+
+
+def ensure_demo(services: Services) -> Demo | None:
+    """Create the demo account and cluster if the store has no account at all; return the demo, if any."""
+    db = services.db
+    with db.read() as conn:
+        demo_id = account_store.get_meta(conn, "demo_account")
+        empty = account_store.count_accounts(conn) == 0
+    if demo_id is None and empty:
+        issued = services.accounts.create_account(DEMO_NAME)
+        demo_cluster = seed_cluster(
+            db,
+            services.clock,
+            account_id=issued.account_id,
+            region=services.settings.region,
+            name="demo-cluster",
+        )
+        with db.write() as conn:
+            account_store.set_meta(conn, "demo_account", issued.account_id)
+            account_store.set_meta(conn, "demo_cluster", demo_cluster)
+    with db.read() as conn:
+        account_id = account_store.get_meta(conn, "demo_account")
+        cluster_id = account_store.get_meta(conn, "demo_cluster")
+    if account_id is None or cluster_id is None:
+        return None
+    keys = [
+        k
+        for k in services.accounts.list_keys(account_id)
+        if k.status is KeyStatus.ACTIVE and k.user_id is None
+    ]
+    if not keys:
+        return None
+    return Demo(account_id, keys[0].id, keys[0].secret, cluster_id)
+
+
+def banner(demo: Demo, host: str, port: int, region: str) -> str:
+    """The key pair and a ListTasks call through the official SDK that runs as printed."""
+    python = sys.executable
+    return f"""
+Demo account {DEMO_NAME} (AccountId {demo.account_id}), cluster {demo.cluster_id}
+  AccessKeyId:     {demo.access_key_id}
+  AccessKeySecret: {demo.access_key_secret}
+
+Call ListTasks with the official SDK (it needs: {python} -m pip install alibabacloud-ehpc20180412==4.0.0):
+
+{python} - <<'PY'
+from alibabacloud_ehpc20180412.client import Client
+from alibabacloud_ehpc20180412.models import ListTasksRequest
+from alibabacloud_tea_openapi.models import Config
+
+client = Client(Config(
+    access_key_id="{demo.access_key_id}",
+    access_key_secret="{demo.access_key_secret}",
+    endpoint="{host}:{port}",
+    protocol="http",
+    region_id="{region}",
+))
+response = client.list_tasks(ListTasksRequest(cluster_id="{demo.cluster_id}", archived=True))
+print(response.body.to_map())
+PY
+"""

@@ -1,0 +1,128 @@
+"""The closed catalogue of errors hpcplane answers with; HTTP statuses are assigned at the edge."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HpcplaneError(Exception):
+    """Base of every error that becomes an API response: a stable code and a message template."""
+
+    code: ClassVar[str] = "UnknownError"
+    template: ClassVar[str] = "An unknown error occurred."
+
+    def __init__(self, **fields: str) -> None:
+        self.fields = fields
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The message as the client sees it."""
+        return self.template.format(**self.fields)
+
+
+# --- E-HPC's own codes (the ListTasks error table) ---------------------------------------------
+
+
+class InvalidParams(HpcplaneError):
+    """A parameter is missing, malformed or out of range; `name` says which."""
+
+    code = "InvalidParams"
+    template = "The specified parameter {name} is invalid."
+
+    def __init__(self, name: str, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(name=name)
+
+
+class NotEnabled(HpcplaneError):
+    code = "NotEnabled"
+    template = "You have not enabled this service"
+
+
+class ClusterNotFound(HpcplaneError):
+    code = "ClusterNotFound"
+    template = "The specified cluster does not exist."
+
+
+class DbError(HpcplaneError):
+    code = "DbError"
+    template = "A database service error occurred."
+
+
+class RedisError(HpcplaneError):
+    code = "RedisError"
+    template = "A Redis service error occurred."
+
+
+class NotAuthorized(HpcplaneError):
+    code = "NotAuthorized"
+    template = "You are not authorized by RAM for this request."
+
+
+class UnknownError(HpcplaneError):
+    code = "UnknownError"
+    template = "An unknown error occurred."
+
+
+class ServiceUnavailable(HpcplaneError):
+    code = "ServiceUnavailable"
+    template = "The request has failed due to a temporary failure of the server"
+
+
+# --- The API gateway's codes (protocol.md section 5) -------------------------------------------
+
+
+class IncompleteSignature(HpcplaneError):
+    code = "IncompleteSignature"
+    template = "The request signature does not conform to Aliyun standards. {reason}"
+
+
+class SignatureDoesNotMatch(HpcplaneError):
+    code = "SignatureDoesNotMatch"
+    template = "Specified signature is not matched with our calculation. server string to sign is:{sts}"
+
+
+class InvalidSignatureMethod(HpcplaneError):
+    code = "InvalidSignatureMethod"
+    template = "Specified signature method is not valid."
+
+
+class AccessKeyNotFound(HpcplaneError):
+    code = "InvalidAccessKeyId.NotFound"
+    template = "Specified access key is not found."
+
+
+class AccessKeyInactive(HpcplaneError):
+    code = "InvalidAccessKeyId.Inactive"
+    template = "Specified access key is disabled."
+
+
+class TimestampFormat(HpcplaneError):
+    code = "InvalidTimeStamp.Format"
+    template = "Specified time stamp or date value is not well formatted."
+
+
+class TimestampExpired(HpcplaneError):
+    code = "InvalidTimeStamp.Expired"
+    template = "Specified time stamp or date value is expired."
+
+
+class SignatureNonceUsed(HpcplaneError):
+    code = "SignatureNonceUsed"
+    template = "Specified signature nonce was used already."
+
+
+class MissingParameter(HpcplaneError):
+    code = "MissingParameter"
+    template = "The input parameter {name} that is mandatory for processing this request is not supplied."
+
+
+class ActionNotFound(HpcplaneError):
+    code = "InvalidAction.NotFound"
+    template = "Specified api is not found, please check your url and method."
+
+
+class InvalidVersion(HpcplaneError):
+    code = "InvalidVersion"
+    template = "Specified parameter Version is not valid."

@@ -1,0 +1,51 @@
+"""Tasks: the record of an asynchronous operation, as ListTasks shows it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class TaskStatus(enum.StrEnum):
+    """The four statuses ListTasks reports."""
+
+    PROCESSING = "Processing"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    PARTIAL_FAIL = "PartialFail"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the task has ended."""
+        return self is not TaskStatus.PROCESSING
+
+
+class TaskType(enum.StrEnum):
+    """Task types exactly as the SDK's ListTasks model documents them."""
+
+    CREATE_CLUSTER = "CreateCluster"
+    START_CLUSTER = "StartCluster"
+    STOP_CLUSTER = "StopCluster"
+    DELETE_CLUSTER = "DeleteCluster"
+    ADD_COMPUTES = "AddComputes"
+    START_COMPUTES = "StartComputes"
+    STOP_COMPUTES = "StopComputes"
+    RESET_COMPUTE = "ResetCompute"
+    DELETE_COMPUTES = "DeleteComputes"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """One task as ListTasks renders it; Result, Errors and Request are JSON strings."""
+
+    task_id: str
+    cluster_id: str
+    task_type: TaskType
+    status: TaskStatus
+    current_step: int
+    total_steps: int
+    result: str
+    errors: str
+    request: str
+    created_at: datetime

@@ -1,0 +1,55 @@
+"""Running the API under uvicorn, with the demo banner and a graceful, 503-answering shutdown."""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import click
+import uvicorn
+
+from hpcplane import __version__, logs
+from hpcplane.app import Admission, create_app
+from hpcplane.config import Settings
+from hpcplane.demo import banner, ensure_demo
+from hpcplane.wiring import Services
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but new calls get ServiceUnavailable from the moment a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, admission: Admission) -> None:
+        super().__init__(config)
+        self._admission = admission
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._admission.shutting_down = True
+        super().handle_exit(sig, frame)
+
+
+def run_server(settings: Settings, services: Services) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    app = create_app(services)
+    demo = (
+        ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
+    )
+    store = (
+        "sqlite " + str(settings.effective_database_url[len("sqlite:///") :])
+        if services.db.is_sqlite
+        else (services.db.url.render_as_string(hide_password=True))
+    )
+    click.echo(f"hpcplane {__version__} on http://{settings.host}:{settings.port}  (store: {store})")
+    if demo is not None:
+        click.echo(banner(demo, settings.host, settings.port, settings.region))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    server = _Server(config, app.state.admission)
+    try:
+        server.run()
+    finally:
+        services.close()

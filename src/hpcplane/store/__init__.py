@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy Core tables, repositories and migrations; all SQL lives here."""

@@ -1,0 +1,132 @@
+"""Accounts, RAM users and AccessKeys in the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, or_, select, update
+
+from hpcplane.domain.accounts import AccessKey, Account, KeyStatus
+from hpcplane.store.secrets import SecretBox
+from hpcplane.store.tables import access_keys, accounts, meta, ram_users
+
+
+def _account(row: Row[Any, Any, Any]) -> Account:
+    return Account(id=row.id, name=row.name, ehpc_enabled=bool(row.ehpc_enabled))
+
+
+def insert_account(conn: Connection, account: Account, now: datetime) -> None:
+    conn.execute(
+        insert(accounts).values(
+            id=account.id, name=account.name, ehpc_enabled=account.ehpc_enabled, created_at=now
+        )
+    )
+
+
+def find_account(conn: Connection, id_or_name: str) -> Account | None:
+    """The account whose AccountId or name is `id_or_name`."""
+    row = conn.execute(
+        select(accounts.c.id, accounts.c.name, accounts.c.ehpc_enabled).where(
+            or_(accounts.c.id == id_or_name, accounts.c.name == id_or_name)
+        )
+    ).first()
+    return _account(row) if row else None
+
+
+def get_account(conn: Connection, account_id: str) -> Account | None:
+    row = conn.execute(
+        select(accounts.c.id, accounts.c.name, accounts.c.ehpc_enabled).where(accounts.c.id == account_id)
+    ).first()
+    return _account(row) if row else None
+
+
+def list_accounts(conn: Connection) -> list[Account]:
+    rows = conn.execute(
+        select(accounts.c.id, accounts.c.name, accounts.c.ehpc_enabled).order_by(accounts.c.created_at)
+    )
+    return [_account(row) for row in rows]
+
+
+def count_accounts(conn: Connection) -> int:
+    return len(conn.execute(select(accounts.c.id).limit(1)).all())
+
+
+def set_enabled(conn: Connection, account_id: str, enabled: bool) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(ehpc_enabled=enabled))
+
+
+def insert_user(conn: Connection, user_id: str, account_id: str, name: str, now: datetime) -> None:
+    conn.execute(insert(ram_users).values(id=user_id, account_id=account_id, name=name, created_at=now))
+
+
+def find_user(conn: Connection, account_id: str, name: str) -> str | None:
+    """The id of the account's RAM user called `name`."""
+    return conn.execute(
+        select(ram_users.c.id).where(ram_users.c.account_id == account_id, ram_users.c.name == name)
+    ).scalar_one_or_none()
+
+
+def insert_key(conn: Connection, box: SecretBox, key: AccessKey, now: datetime) -> None:
+    conn.execute(
+        insert(access_keys).values(
+            id=key.id,
+            account_id=key.account_id,
+            user_id=key.user_id,
+            secret_enc=box.seal(key.secret),
+            status=key.status.value,
+            created_at=now,
+        )
+    )
+
+
+def get_key(conn: Connection, box: SecretBox, key_id: str) -> AccessKey | None:
+    """The AccessKey `key_id` with its secret decrypted, or None."""
+    row = conn.execute(
+        select(
+            access_keys.c.id,
+            access_keys.c.account_id,
+            access_keys.c.user_id,
+            access_keys.c.secret_enc,
+            access_keys.c.status,
+            ram_users.c.name.label("user_name"),
+        )
+        .select_from(access_keys.outerjoin(ram_users, ram_users.c.id == access_keys.c.user_id))
+        .where(access_keys.c.id == key_id)
+    ).first()
+    if row is None:
+        return None
+    return AccessKey(
+        id=row.id,
+        account_id=row.account_id,
+        user_id=row.user_id,
+        user_name=row.user_name,
+        secret=box.open(row.secret_enc),
+        status=KeyStatus(row.status),
+    )
+
+
+def list_keys(conn: Connection, box: SecretBox, account_id: str) -> list[AccessKey]:
+    ids = conn.execute(
+        select(access_keys.c.id)
+        .where(access_keys.c.account_id == account_id)
+        .order_by(access_keys.c.created_at)
+    ).scalars()
+    return [key for key in (get_key(conn, box, key_id) for key_id in ids) if key is not None]
+
+
+def set_key_status(conn: Connection, key_id: str, status: KeyStatus) -> bool:
+    """Change a key's status; False when there is no such key."""
+    result = conn.execute(update(access_keys).where(access_keys.c.id == key_id).values(status=status.value))
+    return result.rowcount == 1
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    if get_meta(conn, key) is None:
+        conn.execute(insert(meta).values(key=key, value=value))
+    else:
+        conn.execute(update(meta).where(meta.c.key == key).values(value=value))

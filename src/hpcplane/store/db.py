@@ -1,0 +1,109 @@
+"""The connection to the store: engine creation per dialect, transactions, and store failures as DbError."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+
+from hpcplane.domain.errors import DbError
+
+# Failures of the store itself (unreachable, timed out, locked), as opposed to a bug in a query.
+_STORE_FAILURES = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
+
+
+class Database:
+    """An engine plus the two kinds of transaction the services use: read and write."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.is_postgres = self.url.get_backend_name() == "postgresql"
+        self.engine = (
+            _sqlite_engine(url, timeout) if self.is_sqlite else _server_engine(url, timeout, pool_size)
+        )
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        with self._transaction("IMMEDIATE") as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot)."""
+        with self._transaction("DEFERRED") as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, sqlite_mode: str) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn = conn.execution_options(hpcplane_sqlite_begin=sqlite_mode)
+                with conn.begin():
+                    yield conn
+        except _STORE_FAILURES as error:
+            raise DbError() from error
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise DbError() from error
+            raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: str, timeout: float) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": timeout, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=24,
+        pool_timeout=timeout,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, decide how a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("hpcplane_sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _server_engine(url: str, timeout: float, pool_size: int) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "postgresql":
+        ms = int(timeout * 1000)
+        connect_args = {
+            "connect_timeout": max(1, int(timeout)),
+            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+        }
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+    )

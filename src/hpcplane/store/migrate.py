@@ -1,0 +1,45 @@
+"""Apply the Alembic migrations to a database, from `serve` at start and from `hpcplane migrate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import exc
+
+from hpcplane.domain.errors import DbError
+from hpcplane.store.db import Database
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration, pointing at the migrations shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default: the newest)."""
+    config = alembic_config()
+    try:
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        raise DbError() from error
+
+
+def current_revision(db: Database) -> str | None:
+    """The revision the database is at, or None when it has never been migrated."""
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of hpcplane."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

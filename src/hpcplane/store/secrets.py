@@ -1,0 +1,54 @@
+"""AccessKey secrets at rest: encrypted with a Fernet key from configuration, checked at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+_CHECK = "hpcplane-key-check"
+
+
+class SecretKeyMismatch(RuntimeError):
+    """The configured key cannot decrypt what the store holds."""
+
+
+class SecretBox:
+    """Encrypts and decrypts AccessKey secrets."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as error:
+            raise SecretKeyMismatch("the secret key does not decrypt the stored AccessKey secrets") from error
+
+    def check_token(self) -> str:
+        """A sealed constant, kept in the store so a wrong key is found at start, not at the first call."""
+        return self.seal(_CHECK)
+
+    def verify(self, token: str) -> None:
+        """Raise SecretKeyMismatch unless `token` was made by check_token with this key."""
+        if self.open(token) != _CHECK:
+            raise SecretKeyMismatch("the secret key check token holds an unexpected value")
+
+
+def load_or_create_key(configured: str | None, home: Path) -> str:
+    """The configured key, or the one kept under home (created with mode 0600 on first use)."""
+    if configured:
+        return configured
+    path = home / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

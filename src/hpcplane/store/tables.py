@@ -1,0 +1,174 @@
+"""The schema, as SQLAlchemy Core tables; Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from hpcplane.store.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("ehpc_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+ram_users = Table(
+    "ram_users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(32), ForeignKey("ram_users.id", ondelete="CASCADE"), nullable=True),
+    Column("secret_enc", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "account_id"),
+)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("region_id", String(32), nullable=False),
+    Column("zone_id", String(64), nullable=False, server_default=""),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", String(32), nullable=False),
+    Column("os_tag", String(128), nullable=False, server_default=""),
+    Column("image_id", String(128), nullable=False, server_default=""),
+    Column("image_owner_alias", String(32), nullable=False, server_default="system"),
+    Column("base_os", String(64), nullable=False, server_default=""),
+    Column("scheduler_type", String(32), nullable=False, server_default="pbs"),
+    Column("deploy_mode", String(32), nullable=False, server_default="Standard"),
+    Column("ha_enable", Boolean, nullable=False, server_default=text("false")),
+    Column("account_type", String(32), nullable=False, server_default="nis"),
+    Column("vpc_id", String(64), nullable=False, server_default=""),
+    Column("vswitch_id", String(64), nullable=False, server_default=""),
+    Column("security_group_id", String(64), nullable=False, server_default=""),
+    Column("client_version", String(32), nullable=False, server_default="2.0.0"),
+    Column("location", String(32), nullable=False, server_default="PublicCloud"),
+    Column("ecs_charge_type", String(32), nullable=False, server_default="PostPaid"),
+    Column("key_pair_name", String(128), nullable=False, server_default=""),
+    Column("manager_instance_type", String(64), nullable=False, server_default=""),
+    Column("login_instance_type", String(64), nullable=False, server_default=""),
+    Column("compute_instance_type", String(64), nullable=False, server_default=""),
+    Column("extra", Text, nullable=False, server_default="{}"),
+    Column("client_token", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    Index(None, "account_id", "created_at"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("hostname", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("instance_type", String(64), nullable=False, server_default=""),
+    Column("private_ip", String(64), nullable=False, server_default=""),
+    Column("public_ip", String(64), nullable=False, server_default=""),
+    Column("zone_id", String(64), nullable=False, server_default=""),
+    Column("image_id", String(128), nullable=False, server_default=""),
+    Column("image_owner_alias", String(32), nullable=False, server_default="system"),
+    Column("create_mode", String(16), nullable=False, server_default="manual"),
+    Column("spot_strategy", String(32), nullable=False, server_default="NoSpot"),
+    Column("instance_charge_type", String(32), nullable=False, server_default="PostPaid"),
+    Column("expired", Boolean, nullable=False, server_default=text("false")),
+    Column("extra", Text, nullable=False, server_default="{}"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    Index(None, "cluster_id", "role", "hostname"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False, unique=True),
+    Column("account_id", String(32), nullable=False),
+    Column("cluster_id", String(64), nullable=False),
+    Column("task_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("current_step", Integer, nullable=False, server_default="0"),
+    Column("total_steps", Integer, nullable=False),
+    Column("result", Text, nullable=False, server_default="{}"),
+    Column("errors", Text, nullable=False, server_default="[]"),
+    Column("request", Text, nullable=False, server_default="{}"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    # ListTasks with Archived=true: one cluster's tasks, newest first, ties broken by seq.
+    Index("ix_tasks_cluster_created", "cluster_id", "created_at", "seq"),
+    # ListTasks with Archived=false: the (few) tasks still running, found without scanning history.
+    Index(
+        "ix_tasks_cluster_running",
+        "cluster_id",
+        "created_at",
+        "seq",
+        sqlite_where=text("finished_at IS NULL"),
+        postgresql_where=text("finished_at IS NULL"),
+    ),
+    Index("ix_tasks_finished", "finished_at"),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("access_key_id", String(64), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("access_key_id", "nonce"),
+    Index(None, "expires_at"),
+)
