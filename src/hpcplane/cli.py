@@ -62,14 +62,30 @@ def main() -> None:
 @click.option("--host", default=None, help="address to listen on (default 127.0.0.1) [HPCPLANE_HOST]")
 @click.option("--port", type=int, default=None, help="port to listen on (default 9000) [HPCPLANE_PORT]")
 @store_options
+@click.option("--worker/--no-worker", default=None, help="run a task worker in-process (default: yes)")
+@click.option("--sim-step-seconds", type=float, default=None, help="simulated step duration (0 for tests)")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 def serve(**options: Any) -> None:
-    """Migrate the store, then serve the API."""
+    """Migrate the store, then serve the API (with a task worker unless --no-worker)."""
     from hpcplane.server import run_server
 
     settings = settings_from(**options)
     run_server(settings, open_services(settings))
+
+
+@main.command()
+@store_options
+@click.option("--concurrency", "worker_concurrency", type=int, default=None, help="tasks run at once")
+@click.option("--sim-step-seconds", type=float, default=None, help="simulated step duration")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
+def worker(**options: Any) -> None:
+    """Run task workers only, against the given store, until SIGINT or SIGTERM."""
+    from hpcplane.server import run_worker
+
+    settings = settings_from(**options)
+    run_worker(settings, open_services(settings))
 
 
 @main.command()

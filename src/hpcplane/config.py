@@ -29,6 +29,24 @@ class Settings(BaseSettings):
     archive_delay: float = Field(default=0.0, ge=0, description="seconds an ended task stays current")
     demo: bool | None = Field(default=None, description="create a demo account (default: embedded store)")
     clock_offset: float = Field(default=0.0, description="seconds added to the server's clock")
+    # The task engine.
+    worker: bool = Field(default=True, description="serve runs a worker in-process (--no-worker: API only)")
+    worker_concurrency: int = Field(default=4, ge=1, description="tasks one worker process runs at once")
+    lease_seconds: float = Field(default=30.0, gt=0, description="a claimed task is another's after this")
+    max_attempts: int = Field(default=3, ge=1, description="lost leases before a task ends Failed")
+    max_step_seconds: float = Field(default=600.0, gt=0, description="heartbeats stop after this")
+    poll_interval: float = Field(default=0.2, gt=0, description="seconds between polls on SQLite")
+    task_retention: float | None = Field(default=None, gt=0, description="seconds history is kept")
+    deleted_cluster_grace: float = Field(default=3600.0, ge=0, description="ListTasks of a deleted cluster")
+    sync_timeout: float = Field(default=600.0, gt=0, description="how long AddNodes Sync=true waits")
+    # The simulated cloud.
+    sim_step_seconds: float = Field(default=2.0, ge=0, description="mean duration of a task step")
+    sim_jitter: float = Field(default=0.25, ge=0, le=1, description="+/- fraction of a step's duration")
+    sim_capacity: int = Field(default=1000, ge=0, description="compute instances an account may hold")
+    sim_seed: int = Field(default=0, description="seed of every simulated decision")
+    sim_faults: str = Field(
+        default="", description="e.g. AddNodes.fail_step=3;StopCluster.node_fail_rate=0.5"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from types import FrameType
 
 import click
@@ -49,7 +51,24 @@ def run_server(settings: Settings, services: Services) -> None:
         lifespan="on",
     )
     server = _Server(config, app.state.admission)
+    if settings.worker:
+        services.start_worker()
     try:
         server.run()
+    finally:
+        services.close()
+
+
+def run_worker(settings: Settings, services: Services) -> None:
+    """A worker process: run tasks until SIGINT/SIGTERM, then let running steps finish."""
+    logs.configure(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = services.start_worker()
+    click.echo(f"hpcplane worker {services.engine.owner} running {worker.concurrency} at a time")
+    try:
+        while not stop.wait(1.0):
+            pass
     finally:
         services.close()

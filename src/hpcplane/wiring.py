@@ -1,14 +1,23 @@
-"""Services built from settings: the one place where the store, the caches and the use cases are wired."""
+"""Services built from settings: where the store, the caches, the engine and the use cases are wired."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
 
 from hpcplane.api.authn import Authenticator, NonceStore
 from hpcplane.authz import AccountKeysOnly, Authorizer
 from hpcplane.clock import Clock, SystemClock
 from hpcplane.config import Settings
+from hpcplane.engine.runner import Engine
+from hpcplane.engine.worker import Worker
+from hpcplane.providers.faults import parse_faults
+from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
+from hpcplane.services.clusters_read import ClusterReader
+from hpcplane.services.operations import Operations
 from hpcplane.services.tasks import TaskReader
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
@@ -30,11 +39,47 @@ class Services:
     authorizer: Authorizer
     accounts: AccountService
     task_reader: TaskReader
+    operations: Operations
+    cluster_reader: ClusterReader
+    engine: Engine
+    workers: list[Worker] = field(default_factory=list)
+
+    def wake(self) -> None:
+        """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
+        for worker in self.workers:
+            worker.wake.set()
+
+    def drive(self, task_id: str) -> bool:
+        """Run a task to its end in the calling thread (AddNodes Sync=true)."""
+        return self.engine.drive(task_id, self.settings.sync_timeout)
+
+    def start_worker(self) -> Worker:
+        """Start a worker in this process, on this process's engine."""
+        worker = Worker(
+            self.engine,
+            concurrency=self.settings.worker_concurrency,
+            poll_interval=self.settings.poll_interval,
+            listen_dsn=listen_dsn(self.db),
+            retention=self.settings.task_retention,
+        )
+        worker.start()
+        self.workers.append(worker)
+        return worker
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
         if isinstance(self.nonces, RedisNonces):
             self.nonces.close()
         self.db.dispose()
+
+
+def listen_dsn(db: Database) -> str | None:
+    """A libpq connection string for LISTEN, on PostgreSQL only."""
+    if not db.is_postgres:
+        return None
+    return db.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def open_database(settings: Settings) -> Database:
@@ -53,11 +98,16 @@ def check_secret_key(db: Database, box: SecretBox) -> None:
             box.verify(token)
 
 
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def build_services(
     settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True
 ) -> Services:
     """Open the store (migrating it unless told not to), check the secret key, and wire the services."""
     clock = clock or SystemClock(settings.clock_offset)
+    faults = parse_faults(settings.sim_faults)
     db = open_database(settings)
     if run_migrations:
         migrate.upgrade(db)
@@ -73,7 +123,24 @@ def build_services(
         skew=settings.timestamp_skew,
         nonce_ttl=settings.nonce_ttl,
     )
-    return Services(
+    provider = SimulatedCloud(
+        clock,
+        step_seconds=settings.sim_step_seconds,
+        jitter=settings.sim_jitter,
+        capacity=settings.sim_capacity,
+        seed=settings.sim_seed,
+        faults=faults,
+    )
+    engine = Engine(
+        db,
+        provider,
+        clock,
+        owner=worker_name(),
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        max_step_seconds=settings.max_step_seconds,
+    )
+    services = Services(
         settings=settings,
         db=db,
         box=box,
@@ -82,5 +149,15 @@ def build_services(
         authenticator=authenticator,
         authorizer=AccountKeysOnly(),
         accounts=AccountService(db, box, clock),
-        task_reader=TaskReader(db, clock, archive_delay=settings.archive_delay),
+        task_reader=TaskReader(
+            db,
+            clock,
+            archive_delay=settings.archive_delay,
+            deleted_cluster_grace=settings.deleted_cluster_grace,
+        ),
+        operations=Operations(db, clock, provider, region=settings.region, wake=lambda: None),
+        cluster_reader=ClusterReader(db, clock),
+        engine=engine,
     )
+    services.operations = Operations(db, clock, provider, region=settings.region, wake=services.wake)
+    return services

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ class Call:
     principal: Principal
     request_id: str
     services: Services
+    raw: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,7 @@ def _v3_credentials(req: RpcRequest, header: str) -> Credentials:
     for name in ("x-acs-date", "x-acs-signature-nonce"):
         if not req.headers.get(name):
             raise MissingParameter(name=name)
+
     return Credentials(
         "V3",
         auth.access_key_id,
@@ -140,9 +141,16 @@ class Authenticator:
         sts = string_to_sign(req, creds)
         if not signing.same(expected_signature(creds, sts, key.secret), creds.signature):
             raise SignatureDoesNotMatch(sts=sts)
+        declared = req.headers.get("x-acs-content-sha256")
+        if creds.version == "V3" and declared is not None and declared.strip() != self._body_hash(creds, req):
+            raise SignatureDoesNotMatch(sts=sts)
         if not self._nonces.remember(key.id, creds.nonce, now, self._ttl):
             raise SignatureNonceUsed()
         return Principal(account=account, access_key_id=key.id, user_id=key.user_id, user_name=key.user_name)
+
+    @staticmethod
+    def _body_hash(creds: Credentials, req: RpcRequest) -> str:
+        return signing.payload_hash(creds.algorithm, req.body)
 
     def _check_time(self, value: str, now: datetime) -> None:
         try:

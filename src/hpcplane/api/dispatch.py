@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from hpcplane.api.action import Action
-from hpcplane.api.actions import tasks
+from hpcplane.api.actions import clusters, operations, tasks
 
-ACTIONS: dict[str, Action] = {action.name: action for action in (tasks.LIST_TASKS,)}
+ACTIONS: dict[str, Action] = {
+    action.name: action
+    for action in (
+        tasks.LIST_TASKS,
+        clusters.LIST_CLUSTERS,
+        clusters.DESCRIBE_CLUSTER,
+        clusters.LIST_NODES,
+        *operations.OPERATIONS,
+    )
+}

@@ -26,6 +26,10 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.MissingParameter: 400,
     e.ActionNotFound: 404,
     e.InvalidVersion: 400,
+    e.InvalidClusterStatus: 403,
+    e.InvalidNodeStatus: 403,
+    e.ConflictOpt: 403,
+    e.IdempotentParameterMismatch: 400,
 }
 
 

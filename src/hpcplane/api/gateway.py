@@ -87,7 +87,7 @@ class Gateway:
         if not decision.allowed:
             log.info("denied", ram_action=action.permission.action, resource=resource, reason=decision.reason)
             raise NotAuthorized()
-        return action.handle(Call(principal, request_id, self._services), query)
+        return action.handle(Call(principal, request_id, self._services, req.params), query)
 
     def _action(self, req: RpcRequest) -> Action:
         version = req.version

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from hpcplane.domain.errors import InvalidParams
 
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,64}$")
 _TRUE = "true"
 _FALSE = "false"
 
@@ -39,7 +41,7 @@ class Params:
         if value is None or value == "":
             return default
         text = value.strip()
-        if not (text.isascii() and text.lstrip("+-").isdigit()):
+        if not _INTEGER.match(text):
             raise InvalidParams(name, "is not an integer")
         number = int(text)
         if not minimum <= number <= maximum:

@@ -20,7 +20,7 @@ class Permission:
     def resource_for(self, region: str, account_id: str, params: dict[str, str]) -> str:
         if self.resource == ALL_RESOURCES:
             return ALL_RESOURCES
-        return self.resource.format(region=region, account=account_id, **params)
+        return self.resource.format_map({**params, "region": region, "account": account_id})
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,3 +126,26 @@ class ActionNotFound(HpcplaneError):
 class InvalidVersion(HpcplaneError):
     code = "InvalidVersion"
     template = "Specified parameter Version is not valid."
+
+
+# --- Operations: state conflicts and idempotency -------------------------------------------------
+
+
+class InvalidClusterStatus(HpcplaneError):
+    code = "InvalidClusterStatus"
+    template = "The operation failed due to invalid cluster status."
+
+
+class InvalidNodeStatus(HpcplaneError):
+    code = "InvalidNodeStatus"
+    template = "The operation failed due to invalid node status."
+
+
+class ConflictOpt(HpcplaneError):
+    code = "ConflictOpt"
+    template = "A conflicting operation is running."
+
+
+class IdempotentParameterMismatch(HpcplaneError):
+    code = "IdempotentParameterMismatch"
+    template = "The specified parameter has changed while using an already used clientToken."

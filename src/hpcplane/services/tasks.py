@@ -33,21 +33,26 @@ class TaskQuery:
 class TaskReader:
     """Answers ListTasks straight from SQL, after the account and cluster checks."""
 
-    def __init__(self, db: Database, clock: Clock, *, archive_delay: float = 0.0) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, archive_delay: float = 0.0, deleted_cluster_grace: float = 3600.0
+    ) -> None:
         self._db = db
         self._clock = clock
         self._archive_delay = archive_delay
+        self._grace = timedelta(seconds=deleted_cluster_grace)
 
     def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskPage:
         with self._db.read() as conn:
             account = account_store.get_account(conn, principal.account.id)
             if account is None or not account.ehpc_enabled:
                 raise NotEnabled()
-            if cluster_store.cluster_owner(conn, query.cluster_id) != account.id:
+            # A deleted cluster's tasks stay readable for a grace period, so DeleteCluster can be watched.
+            now = self._clock.now()
+            if not cluster_store.cluster_visible_since(conn, query.cluster_id, account.id, now - self._grace):
                 raise ClusterNotFound()
             current_since = None
             if self._archive_delay > 0:
-                current_since = self._clock.now() - timedelta(seconds=self._archive_delay)
+                current_since = now - timedelta(seconds=self._archive_delay)
             return task_store.list_tasks(
                 conn,
                 account_id=account.id,

@@ -103,6 +103,8 @@ clusters = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("deleted_at", UtcDateTime, nullable=True),
+    # The cluster-level task (create, start, stop, delete) now running on it, if any.
+    Column("task_id", String(64), nullable=True),
     Index(None, "account_id", "created_at"),
 )
 
@@ -129,6 +131,8 @@ nodes = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("deleted_at", UtcDateTime, nullable=True),
+    # The node-level task now running on it, if any.
+    Column("task_id", String(64), nullable=True),
     Index(None, "cluster_id", "role", "hostname"),
 )
 
@@ -149,6 +153,16 @@ tasks = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
+    # The engine's columns: the plan, the step state, when the next step is due, and the lease.
+    Column("plan", Text, nullable=False, server_default="[]"),
+    Column("state", Text, nullable=False, server_default="{}"),
+    Column("run_after", UtcDateTime, nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_token", Integer, nullable=False, server_default="0"),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("lost_attempts", Integer, nullable=False, server_default="0"),
+    Column("client_token", String(64), nullable=True),
+    Column("params_hash", String(64), nullable=True),
     # ListTasks with Archived=true: one cluster's tasks, newest first, ties broken by seq.
     Index("ix_tasks_cluster_created", "cluster_id", "created_at", "seq"),
     # ListTasks with Archived=false: the (few) tasks still running, found without scanning history.
@@ -161,6 +175,15 @@ tasks = Table(
         postgresql_where=text("finished_at IS NULL"),
     ),
     Index("ix_tasks_finished", "finished_at"),
+    # Workers claim the due steps of unfinished tasks.
+    Index(
+        "ix_tasks_due",
+        "run_after",
+        sqlite_where=text("finished_at IS NULL"),
+        postgresql_where=text("finished_at IS NULL"),
+    ),
+    # ClientToken idempotency: one task per (account, type, token).
+    Index("ix_tasks_client_token", "account_id", "task_type", "client_token", unique=True),
 )
 
 nonces = Table(
@@ -171,4 +194,16 @@ nonces = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("access_key_id", "nonce"),
     Index(None, "expires_at"),
+)
+
+# The simulated cloud's call log: one row per provider call, with the step's idempotency token.
+sim_calls = Table(
+    "sim_calls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("instance_ids", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "token"),
 )

@@ -26,6 +26,11 @@ class NewTask:
     result: str = "{}"
     errors: str = "[]"
     finished_at: datetime | None = None
+    plan: str = "[]"
+    state: str = "{}"
+    run_after: datetime | None = None
+    client_token: str | None = None
+    params_hash: str | None = None
 
 
 def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
@@ -44,8 +49,36 @@ def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
             created_at=now,
             updated_at=now,
             finished_at=task.finished_at,
+            plan=task.plan,
+            state=task.state,
+            run_after=task.run_after,
+            client_token=task.client_token,
+            params_hash=task.params_hash,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHit:
+    """The task an earlier call with the same ClientToken created."""
+
+    task_id: str
+    cluster_id: str
+    params_hash: str | None
+    state: str
+
+
+def find_by_client_token(
+    conn: Connection, account_id: str, task_type: TaskType, token: str
+) -> TokenHit | None:
+    row = conn.execute(
+        select(tasks.c.task_id, tasks.c.cluster_id, tasks.c.params_hash, tasks.c.state).where(
+            tasks.c.account_id == account_id,
+            tasks.c.task_type == task_type.value,
+            tasks.c.client_token == token,
+        )
+    ).first()
+    return TokenHit(row.task_id, row.cluster_id, row.params_hash, row.state) if row else None
 
 
 _COLUMNS = (

@@ -1,0 +1,198 @@
+"""The engine: claims tasks under a lease, runs each step in one transaction fenced on the lease."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import structlog
+
+from hpcplane.clock import Clock
+from hpcplane.domain.errors import DbError
+from hpcplane.domain.tasks import TaskStatus
+from hpcplane.engine import steps
+from hpcplane.providers.base import Provider
+from hpcplane.store import engine as store
+from hpcplane.store.db import Database
+from hpcplane.store.engine import Lease
+
+log = structlog.get_logger("hpcplane.engine")
+
+
+class LeaseLost(Exception):
+    """Another worker holds the task now: this step's transaction must roll back."""
+
+
+class Engine:
+    """Runs tasks; many engines (threads, processes, machines) can share one store."""
+
+    def __init__(
+        self,
+        db: Database,
+        provider: Provider,
+        clock: Clock,
+        *,
+        owner: str,
+        lease_seconds: float,
+        max_attempts: int,
+        max_step_seconds: float,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.clock = clock
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.max_step_seconds = max_step_seconds
+        self._active: dict[int, tuple[int, float]] = {}
+        self._active_lock = threading.Lock()
+
+    def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
+        """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            leases = store.claim(
+                conn,
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.lease,
+                limit=limit,
+                postgres=self.db.is_postgres,
+                task_id=task_id,
+            )
+        usable = []
+        for lease in leases:
+            if lease.lost_attempts >= self.max_attempts:
+                self._fail(lease, "TaskLost", f"The task's worker was lost {lease.lost_attempts} times.")
+            else:
+                usable.append(lease)
+        return usable
+
+    def run(self, lease: Lease) -> None:
+        """Run the task's due steps until it ends, its next step lies in the future, or the lease is lost."""
+        structlog.contextvars.bind_contextvars(task_id=lease.task_id)
+        try:
+            while True:
+                index = lease.current_step + 1
+                fault = self.provider.fault(lease.task_type)
+                if fault.hang_step == index:
+                    self._hang(lease, fault.hang_seconds)
+                self._track(lease, hung=False)
+                if not self._step(lease, index):
+                    return
+        except LeaseLost:
+            log.warning("lease lost", step=lease.current_step + 1)
+        except DbError as error:
+            log.warning(
+                "store failed during a step; the task resumes when its lease expires", cause=repr(error)
+            )
+        except Exception:
+            log.exception("step failed with an unexpected error")
+            self._fail(lease, "UnknownError", "An unknown error occurred.")
+        finally:
+            self._untrack(lease)
+            structlog.contextvars.unbind_contextvars("task_id")
+
+    def _step(self, lease: Lease, index: int) -> bool:
+        """One step in one transaction; True when the next step is due at once and the lease is kept."""
+        delay = self.provider.step_delay()
+        now = self.clock.now()
+        errors = list(lease.errors)
+        state = json.loads(json.dumps(lease.state))
+        with self.db.write() as conn:
+            ctx = steps.StepContext(conn, lease, index, now, self.provider, errors)
+            steps.apply(ctx)
+            values: dict[str, object] = {
+                "current_step": index,
+                "state": json.dumps(lease.state),
+                "errors": json.dumps(errors, separators=(",", ":")),
+                "updated_at": now,
+                "lease_expires_at": now + self.lease,
+                "run_after": now + timedelta(seconds=delay),
+            }
+            if ctx.finished is not None:
+                values.update(
+                    status=ctx.finished.value,
+                    finished_at=now,
+                    result=steps.result_json(ctx),
+                    lease_owner=None,
+                    run_after=None,
+                )
+            elif delay > 0:
+                values["lease_owner"] = None
+            if not store.advance(conn, lease, self.owner, values):
+                lease.state = state
+                raise LeaseLost()
+        lease.current_step = index
+        lease.errors = errors
+        if ctx.finished is not None:
+            log.info("task ended", status=ctx.finished.value, steps=index)
+        return ctx.finished is None and delay == 0
+
+    def _fail(self, lease: Lease, code: str, message: str) -> None:
+        """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""
+        now = self.clock.now()
+        errors = [*lease.errors, {"Code": code, "Message": message}]
+        try:
+            with self.db.write() as conn:
+                ctx = steps.StepContext(conn, lease, lease.current_step, now, self.provider, errors)
+                steps.finish(ctx, failed=True)
+                ok = store.advance(
+                    conn,
+                    lease,
+                    self.owner,
+                    {
+                        "status": TaskStatus.FAILED.value,
+                        "errors": json.dumps(errors, separators=(",", ":")),
+                        "result": steps.result_json(ctx),
+                        "finished_at": now,
+                        "updated_at": now,
+                        "lease_owner": None,
+                        "run_after": None,
+                    },
+                )
+                if not ok:
+                    raise LeaseLost()
+            log.warning("task failed", task_id=lease.task_id, code=code)
+        except (LeaseLost, DbError) as error:
+            log.warning(
+                "could not fail the task; it will be retried", task_id=lease.task_id, cause=repr(error)
+            )
+
+    def _hang(self, lease: Lease, seconds: float | None) -> None:
+        """The injected hang: stop heartbeating and sleep past the lease, as a stuck worker would."""
+        self._track(lease, hung=True)
+        time.sleep(seconds if seconds is not None else self.lease.total_seconds() * 2)
+
+    def _track(self, lease: Lease, *, hung: bool) -> None:
+        with self._active_lock:
+            self._active[lease.seq] = (lease.token, float("-inf") if hung else time.monotonic())
+
+    def _untrack(self, lease: Lease) -> None:
+        with self._active_lock:
+            self._active.pop(lease.seq, None)
+
+    def heartbeat(self) -> None:
+        """Extend the leases of steps still running, unless they have run past max_step_seconds."""
+        limit = time.monotonic() - self.max_step_seconds
+        with self._active_lock:
+            held = [(seq, token) for seq, (token, started) in self._active.items() if started >= limit]
+        if held:
+            with self.db.write() as conn:
+                store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)
+
+    def drive(self, task_id: str, timeout: float) -> bool:
+        """Run one task to its end from this thread (AddNodes Sync=true); False if it did not end in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for lease in self.claim(1, task_id=task_id):
+                self.run(lease)
+            with self.db.read() as conn:
+                if store.task_finished(conn, task_id):
+                    return True
+                due = store.next_due(conn)
+            wait = 0.05 if due is None else (due - self.clock.now()).total_seconds()
+            time.sleep(min(max(wait, 0.0), 0.5, max(deadline - time.monotonic(), 0.0)))
+        return False

@@ -1,0 +1,197 @@
+"""What each step does to clusters and nodes; every effect runs in the step's own fenced transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from hpcplane.domain.plans import base
+from hpcplane.domain.resources import NODE_TARGET, ClusterStatus, NodeStatus
+from hpcplane.domain.tasks import TaskStatus, TaskType
+from hpcplane.providers.base import Provider
+from hpcplane.store import clusters as store
+from hpcplane.store.engine import Lease
+
+# The step at which each operation acts on its nodes (and at which nodes may fail).
+NODE_STEP: dict[TaskType, str] = {
+    TaskType.CREATE_CLUSTER: "join-nodes",
+    TaskType.ADD_COMPUTES: "join-nodes",
+    TaskType.START_CLUSTER: "start-nodes",
+    TaskType.START_COMPUTES: "start-nodes",
+    TaskType.RESET_COMPUTE: "join-nodes",
+    TaskType.STOP_CLUSTER: "stop-nodes",
+    TaskType.STOP_COMPUTES: "stop-nodes",
+    TaskType.DELETE_CLUSTER: "release-nodes",
+    TaskType.DELETE_COMPUTES: "release-nodes",
+}
+
+# The provider call made at the node step.
+NODE_ACTION: dict[TaskType, str] = {
+    TaskType.CREATE_CLUSTER: "RunInstances",
+    TaskType.ADD_COMPUTES: "RunInstances",
+    TaskType.START_CLUSTER: "StartInstances",
+    TaskType.START_COMPUTES: "StartInstances",
+    TaskType.RESET_COMPUTE: "ReInitDisks",
+    TaskType.STOP_CLUSTER: "StopInstances",
+    TaskType.STOP_COMPUTES: "StopInstances",
+    TaskType.DELETE_CLUSTER: "DeleteInstances",
+    TaskType.DELETE_COMPUTES: "DeleteInstances",
+}
+
+# Cluster status while the operation runs (set at its first step) and when it ends.
+CLUSTER_DURING: dict[TaskType, ClusterStatus] = {
+    TaskType.CREATE_CLUSTER: ClusterStatus.CREATING,
+    TaskType.START_CLUSTER: ClusterStatus.INIT,
+    TaskType.DELETE_CLUSTER: ClusterStatus.RELEASING,
+}
+CLUSTER_AFTER: dict[TaskType, ClusterStatus] = {
+    TaskType.CREATE_CLUSTER: ClusterStatus.RUNNING,
+    TaskType.START_CLUSTER: ClusterStatus.RUNNING,
+    TaskType.STOP_CLUSTER: ClusterStatus.STOPPED,
+    TaskType.DELETE_CLUSTER: ClusterStatus.RELEASING,
+}
+WITH_INSTANCES = (TaskType.CREATE_CLUSTER, TaskType.ADD_COMPUTES)
+
+
+@dataclass
+class StepContext:
+    """One step being run: where it writes, what it knows, what it reports."""
+
+    conn: Connection
+    lease: Lease
+    index: int
+    now: datetime
+    provider: Provider
+    errors: list[dict[str, str]]
+    finished: TaskStatus | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        """The step's idempotency token for the provider: (TaskId, step)."""
+        return f"{self.lease.task_id}:{self.index}"
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.lease.state.get("targets", []))
+
+    @property
+    def failed(self) -> list[str]:
+        return list(self.lease.state.get("failed", []))
+
+
+def apply(ctx: StepContext) -> None:
+    """Run the effect of step `ctx.index`: an injected failure, a status change, the node step, or the end."""
+    task_type = ctx.lease.task_type
+    name = base(ctx.lease.plan[ctx.index - 1])
+    fault = ctx.provider.fault(task_type)
+    if fault.fail_step == ctx.index:
+        ctx.errors.append(
+            {
+                "Code": "EcsError",
+                "Message": f"An error occurred while calling the ECS API operation (step {ctx.index}).",
+            }
+        )
+        finish(ctx, failed=True)
+        return
+    capacity = ctx.lease.state.get("capacity")
+    if name == "check-quota" and capacity is not None:
+        ctx.errors.append(
+            {
+                "Code": "InsufficientCapacity",
+                "Message": f"{capacity['available']} instances available, MinCount {capacity['minCount']}.",
+            }
+        )
+        finish(ctx, failed=True)
+        return
+    if ctx.index == 1 and task_type in CLUSTER_DURING:
+        store.update_cluster(
+            ctx.conn, ctx.lease.cluster_id, status=CLUSTER_DURING[task_type].value, updated_at=ctx.now
+        )
+    if name == "run-instances":
+        store.update_nodes(ctx.conn, ctx.targets, status=NodeStatus.INITING.value, updated_at=ctx.now)
+    elif name == "begin-init":
+        store.update_cluster(
+            ctx.conn, ctx.lease.cluster_id, status=ClusterStatus.INIT.value, updated_at=ctx.now
+        )
+    elif name == "begin-release":
+        store.update_nodes(ctx.conn, ctx.targets, status=NodeStatus.RELEASING.value, updated_at=ctx.now)
+    if name == NODE_STEP[task_type]:
+        _node_step(ctx)
+    if name == "finish":
+        finish(ctx, failed=False)
+
+
+def _node_step(ctx: StepContext) -> None:
+    task_type = ctx.lease.task_type
+    target = NODE_TARGET[task_type]
+    failed: list[str] = []
+    done: list[str] = []
+    for node in store.cluster_nodes(ctx.conn, ctx.lease.cluster_id, ctx.targets):
+        if ctx.provider.node_fails(task_type, node["hostname"]):
+            failed.append(node["id"])
+            ctx.errors.append(
+                {
+                    "Code": "NodeFailed",
+                    "Message": f"{NODE_ACTION[task_type]} failed on {node['hostname']}",
+                    "InstanceId": node["id"],
+                }
+            )
+        else:
+            done.append(node["id"])
+    action = NODE_ACTION[task_type]
+    if target is None and str(ctx.lease.request.get("ReleaseInstance", "true")).lower() == "false":
+        action = "UntrackInstances"
+    ctx.provider.call(ctx.conn, ctx.token, action, done)
+    store.update_nodes(ctx.conn, failed, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
+    if target is None:
+        store.update_nodes(ctx.conn, done, deleted_at=ctx.now, updated_at=ctx.now, task_id=None)
+    else:
+        store.update_nodes(ctx.conn, done, status=target.value, updated_at=ctx.now)
+    ctx.lease.state["failed"] = failed
+
+
+def finish(ctx: StepContext, *, failed: bool) -> None:
+    """End the task: its status, the cluster's and nodes' final statuses, Result, and release the locks."""
+    task_type = ctx.lease.task_type
+    targets = ctx.targets
+    node_failures = ctx.failed
+    if failed or (targets and len(node_failures) == len(targets)):
+        status = TaskStatus.FAILED
+    elif node_failures:
+        status = TaskStatus.PARTIAL_FAIL
+    else:
+        status = TaskStatus.SUCCESS
+    live = store.cluster_nodes(ctx.conn, ctx.lease.cluster_id, targets)
+    if failed:
+        target = NODE_TARGET[task_type]
+        unfinished = [n["id"] for n in live if target is None or n["status"] != target.value]
+        store.update_nodes(ctx.conn, unfinished, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
+    store.update_nodes(ctx.conn, [n["id"] for n in live], task_id=None)
+    cluster_values: dict[str, Any] = {"updated_at": ctx.now}
+    if task_type in CLUSTER_AFTER:
+        cluster_values["task_id"] = None
+        cluster_values["status"] = (
+            ClusterStatus.EXCEPTION.value if status is TaskStatus.FAILED else CLUSTER_AFTER[task_type].value
+        )
+        if task_type is TaskType.DELETE_CLUSTER and status is not TaskStatus.FAILED:
+            cluster_values["deleted_at"] = ctx.now
+            store.update_nodes(ctx.conn, [n["id"] for n in live], deleted_at=ctx.now)
+    store.update_cluster(ctx.conn, ctx.lease.cluster_id, **cluster_values)
+    if task_type in WITH_INSTANCES:
+        ctx.result = {
+            "Instances": [
+                {"InstanceId": n["id"], "Ip": n["private_ip"], "Hostname": n["hostname"], "role": n["role"]}
+                for n in store.cluster_nodes(ctx.conn, ctx.lease.cluster_id, targets)
+                if n["id"] not in node_failures and n["status"] == NodeStatus.RUNNING.value
+            ]
+        }
+    ctx.finished = status
+
+
+def result_json(ctx: StepContext) -> str:
+    return json.dumps(ctx.result, separators=(",", ":"))

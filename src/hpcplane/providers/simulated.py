@@ -1,0 +1,67 @@
+"""The simulated cloud: instances are rows of our own store, timing and faults come from settings."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from datetime import datetime
+
+from sqlalchemy import Connection, insert
+
+from hpcplane.clock import Clock
+from hpcplane.domain.tasks import TaskType
+from hpcplane.providers.faults import Fault, Faults
+from hpcplane.store.tables import sim_calls
+
+
+class SimulatedCloud:
+    """Step durations with jitter, a capacity limit, and injected faults; deterministic for a seed."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        step_seconds: float,
+        jitter: float,
+        capacity: int,
+        seed: int,
+        faults: Faults,
+    ) -> None:
+        self._clock = clock
+        self._step_seconds = step_seconds
+        self._jitter = jitter
+        self._capacity = capacity
+        self._seed = seed
+        self._faults = faults
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def call(self, conn: Connection, token: str, action: str, instance_ids: list[str]) -> None:
+        """Log the call: the simulated cloud's record of what it was asked, under which token."""
+        now: datetime = self._clock.now()
+        conn.execute(
+            insert(sim_calls).values(
+                token=token, action=action, instance_ids=json.dumps(instance_ids), at=now
+            )
+        )
+
+    def step_delay(self) -> float:
+        if self._step_seconds == 0:
+            return 0.0
+        with self._lock:
+            spread = self._rng.uniform(-self._jitter, self._jitter)
+        return max(0.0, self._step_seconds * (1 + spread))
+
+    def fault(self, task_type: TaskType) -> Fault:
+        return self._faults.for_type(task_type)
+
+    def node_fails(self, task_type: TaskType, hostname: str) -> bool:
+        """Whether this node fails in this operation: the same answer for the same seed, every time."""
+        rate = self._faults.for_type(task_type).node_fail_rate
+        if rate <= 0:
+            return False
+        return random.Random(f"{self._seed}:{task_type.value}:{hostname}").random() < rate
+
+    def capacity(self) -> int:
+        return self._capacity

@@ -1,0 +1,168 @@
+"""The engine's SQL: claim due tasks under a lease, advance them fenced on it, heartbeat, purge history.
+
+The task row is the only queue. A claim bumps `lease_token`; every later write of that holder says
+`WHERE lease_token = :token`, so a holder whose lease was taken over writes nothing (it is fenced).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
+
+from hpcplane.domain.tasks import TaskType
+from hpcplane.store.tables import tasks
+
+NOTIFY_CHANNEL = "hpcplane_tasks"
+
+
+@dataclass
+class Lease:
+    """A claimed task, as the worker that holds it sees it."""
+
+    seq: int
+    task_id: str
+    account_id: str
+    cluster_id: str
+    task_type: TaskType
+    plan: list[str]
+    state: dict[str, Any]
+    request: dict[str, Any]
+    current_step: int
+    total_steps: int
+    token: int
+    lost_attempts: int
+    errors: list[dict[str, str]]
+
+
+_LEASE_COLUMNS = (
+    tasks.c.seq,
+    tasks.c.task_id,
+    tasks.c.account_id,
+    tasks.c.cluster_id,
+    tasks.c.task_type,
+    tasks.c.plan,
+    tasks.c.state,
+    tasks.c.request,
+    tasks.c.current_step,
+    tasks.c.total_steps,
+    tasks.c.lease_token,
+    tasks.c.lost_attempts,
+    tasks.c.errors,
+)
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        tasks.c.finished_at.is_(None),
+        tasks.c.run_after <= now,
+        or_(tasks.c.lease_owner.is_(None), tasks.c.lease_expires_at < now),
+    )
+
+
+def claim(
+    conn: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    postgres: bool,
+    task_id: str | None = None,
+) -> list[Lease]:
+    """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost."""
+    candidates = select(tasks.c.seq).where(_due(now)).order_by(tasks.c.run_after).limit(limit)
+    if task_id is not None:
+        candidates = candidates.where(tasks.c.task_id == task_id)
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    seqs = list(conn.execute(candidates).scalars())
+    if not seqs:
+        return []
+    rows = conn.execute(
+        update(tasks)
+        .where(tasks.c.seq.in_(seqs), _due(now))
+        .values(
+            lease_owner=owner,
+            lease_token=tasks.c.lease_token + 1,
+            lease_expires_at=lease_until,
+            lost_attempts=tasks.c.lost_attempts + case((tasks.c.lease_owner.is_(None), 0), else_=1),
+        )
+        .returning(*_LEASE_COLUMNS)
+    ).all()
+    return [
+        Lease(
+            seq=row.seq,
+            task_id=row.task_id,
+            account_id=row.account_id,
+            cluster_id=row.cluster_id,
+            task_type=TaskType(row.task_type),
+            plan=json.loads(row.plan),
+            state=json.loads(row.state),
+            request=json.loads(row.request),
+            current_step=row.current_step,
+            total_steps=row.total_steps,
+            token=row.lease_token,
+            lost_attempts=row.lost_attempts,
+            errors=json.loads(row.errors),
+        )
+        for row in rows
+    ]
+
+
+def advance(conn: Connection, lease: Lease, owner: str, values: dict[str, Any]) -> bool:
+    """Record a step's progress and renew the lease in one UPDATE, fenced on the lease token.
+
+    False when the lease was lost: the caller must roll back the step's effects with it.
+    """
+    row = conn.execute(
+        update(tasks)
+        .where(tasks.c.seq == lease.seq, tasks.c.lease_owner == owner, tasks.c.lease_token == lease.token)
+        .values(**values)
+        .returning(tasks.c.seq)
+    ).first()
+    return row is not None
+
+
+def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime) -> int:
+    """Extend the leases (seq, token) this owner still holds; returns how many it still holds."""
+    held = 0
+    for seq, token in leases:
+        result = conn.execute(
+            update(tasks)
+            .where(tasks.c.seq == seq, tasks.c.lease_owner == owner, tasks.c.lease_token == token)
+            .values(lease_expires_at=until)
+            .returning(tasks.c.seq)
+        ).first()
+        held += result is not None
+    return held
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """When the earliest unfinished, unleased task becomes due."""
+    value: datetime | None = conn.execute(
+        select(func.min(tasks.c.run_after)).where(
+            tasks.c.finished_at.is_(None), tasks.c.lease_owner.is_(None)
+        )
+    ).scalar_one_or_none()
+    return value
+
+
+def task_finished(conn: Connection, task_id: str) -> bool:
+    return (
+        conn.execute(select(tasks.c.finished_at).where(tasks.c.task_id == task_id)).scalar_one_or_none()
+        is not None
+    )
+
+
+def purge_history(conn: Connection, before: datetime) -> int:
+    """Delete tasks that ended before `before` (the retention period)."""
+    return conn.execute(delete(tasks).where(tasks.c.finished_at < before)).rowcount or 0
+
+
+def notify(conn: Connection) -> None:
+    """Wake PostgreSQL workers LISTENing for new tasks (delivered when the transaction commits)."""
+    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
