@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,31 @@ from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
 from hpcplane.domain.errors import ActionNotFound, HpcplaneError, ServiceUnavailable
 from hpcplane.wiring import Services
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IPs or CIDRs."""
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+
+
+def source_ip(
+    peer: str, forwarded: str | None, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
+    """The TCP peer; behind a trusted proxy, the nearest X-Forwarded-For hop that is not a trusted proxy."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not forwarded or not is_trusted(peer):
+        return peer
+    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        if not is_trusted(hop):
+            return hop
+    return peer
 
 
 class Admission:
@@ -43,6 +69,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
     gateway = Gateway(services)
     admission = Admission(services.settings.max_concurrency)
     host_id = services.settings.host_id
+    trusted = parse_networks(services.settings.trusted_proxies)
 
     def error(exc: HpcplaneError, request_id: str) -> Response:
         response = error_response(exc, request_id, host_id)
@@ -60,13 +87,14 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         try:
             body = await request.body()
             client = request.scope.get("client") or ("", 0)
+            client_ip = source_ip(client[0], request.headers.get("x-forwarded-for"), trusted)
             rpc_request = build_request(
                 method=request.method,
                 path=request.url.path,
                 raw_query=request.scope.get("query_string", b""),
                 raw_headers=request.scope["headers"],
                 body=body,
-                client_ip=client[0],
+                client_ip=client_ip,
                 secure=request.url.scheme == "https",
             )
             status, payload = await run_in_threadpool(gateway.handle, rpc_request, request_id)

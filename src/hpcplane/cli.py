@@ -1,55 +1,17 @@
-"""The command line: serve | migrate | accounts | keys | ram; every option is also HPCPLANE_<OPTION>."""
+"""The command line: serve | worker | migrate | accounts | keys | ram | sts | audit (HPCPLANE_* too)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from hpcplane import __version__
-from hpcplane.config import Settings
+from hpcplane import __version__, cli_ram
+from hpcplane.cli_common import open_services, print_key, run, settings_from, store_options
 from hpcplane.domain.errors import DbError
-from hpcplane.services.accounts import AccountError, IssuedKey
-from hpcplane.store.secrets import SecretKeyMismatch
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def store_options(func: F) -> F:
-    """--home, --database-url and --redis-url, shared by every command that opens the store."""
-    options = [
-        click.option("--home", type=click.Path(path_type=Path), default=None, help="[HPCPLANE_HOME]"),
-        click.option("--database-url", default=None, help="[HPCPLANE_DATABASE_URL]"),
-        click.option("--redis-url", default=None, help="Redis for the nonce cache [HPCPLANE_REDIS_URL]"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def settings_from(**overrides: Any) -> Settings:
-    """Settings from the environment, with the options given on the command line taking precedence."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-
-
-def open_services(settings: Settings) -> Any:
-    from hpcplane.wiring import build_services
-
-    try:
-        return build_services(settings)
-    except SecretKeyMismatch as error:
-        raise click.ClickException(
-            f"{error}: set HPCPLANE_SECRET_KEY to the key the store was made with"
-        ) from None
-    except DbError as error:
-        raise click.ClickException(f"cannot reach the store ({error.__cause__})") from None
 
 
 @click.group()
@@ -64,6 +26,8 @@ def main() -> None:
 @store_options
 @click.option("--worker/--no-worker", default=None, help="run a task worker in-process (default: yes)")
 @click.option("--sim-step-seconds", type=float, default=None, help="simulated step duration (0 for tests)")
+@click.option("--ssl-certfile", default=None, help="serve HTTPS with this PEM certificate")
+@click.option("--ssl-keyfile", default=None, help="the certificate's PEM private key")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
 def serve(**options: Any) -> None:
@@ -106,31 +70,6 @@ def migrate(**options: Any) -> None:
         db.dispose()
 
 
-def _print_key(issued: IssuedKey, as_json: bool) -> None:
-    record = {
-        "AccountId": issued.account_id,
-        "AccessKeyId": issued.access_key_id,
-        "AccessKeySecret": issued.access_key_secret,
-    }
-    if issued.user_name is not None:
-        record["UserName"] = issued.user_name
-    if as_json:
-        click.echo(json.dumps(record))
-    else:
-        for name, value in record.items():
-            click.echo(f"{name}: {value}")
-
-
-def _run(settings: Settings, action: Callable[[Any], None]) -> None:
-    services = open_services(settings)
-    try:
-        action(services)
-    except AccountError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        services.close()
-
-
 @main.group()
 def accounts() -> None:
     """Accounts (tenants) and whether E-HPC is enabled for them."""
@@ -142,7 +81,7 @@ def accounts() -> None:
 @store_options
 def accounts_create(name: str, as_json: bool, **options: Any) -> None:
     """Create an account with E-HPC enabled and one AccessKey; print AccountId, AccessKeyId, secret."""
-    _run(settings_from(**options), lambda s: _print_key(s.accounts.create_account(name), as_json))
+    run(settings_from(**options), lambda s: print_key(s.accounts.create_account(name), as_json))
 
 
 @accounts.command("list")
@@ -163,7 +102,7 @@ def accounts_list(as_json: bool, **options: Any) -> None:
                 f"{row['AccountId']}  {row['Name']}  ehpc={'enabled' if row['EhpcEnabled'] else 'disabled'}"
             )
 
-    _run(settings_from(**options), show)
+    run(settings_from(**options), show)
 
 
 def _service_switch(enabled: bool) -> Callable[..., None]:
@@ -172,7 +111,7 @@ def _service_switch(enabled: bool) -> Callable[..., None]:
             changed = services.accounts.set_service(account, enabled)
             click.echo(f"E-HPC {'enabled' if enabled else 'disabled'} for {changed.name} ({changed.id})")
 
-        _run(settings_from(**options), apply)
+        run(settings_from(**options), apply)
 
     return command
 
@@ -197,7 +136,7 @@ def keys() -> None:
 @store_options
 def keys_create(account: str, user: str | None, as_json: bool, **options: Any) -> None:
     """Create an AccessKey for ACCOUNT (id or name); print AccessKeyId and AccessKeySecret."""
-    _run(settings_from(**options), lambda s: _print_key(s.accounts.create_key(account, user), as_json))
+    run(settings_from(**options), lambda s: print_key(s.accounts.create_key(account, user), as_json))
 
 
 @keys.command("disable")
@@ -210,7 +149,7 @@ def keys_disable(access_key_id: str, **options: Any) -> None:
         services.accounts.disable_key(access_key_id)
         click.echo(f"{access_key_id} disabled")
 
-    _run(settings_from(**options), apply)
+    run(settings_from(**options), apply)
 
 
 @keys.command("enable")
@@ -223,7 +162,7 @@ def keys_enable(access_key_id: str, **options: Any) -> None:
         services.accounts.enable_key(access_key_id)
         click.echo(f"{access_key_id} enabled")
 
-    _run(settings_from(**options), apply)
+    run(settings_from(**options), apply)
 
 
 @keys.command("list")
@@ -237,21 +176,12 @@ def keys_list(account: str, **options: Any) -> None:
             owner = f"user {key.user_name}" if key.user_name else "account"
             click.echo(f"{key.id}  {key.status.value}  {owner}")
 
-    _run(settings_from(**options), show)
+    run(settings_from(**options), show)
 
 
-@main.group()
-def ram() -> None:
-    """RAM users of an account."""
-
-
-@ram.command("create-user")
-@click.argument("account")
-@click.argument("user")
-@store_options
-def ram_create_user(account: str, user: str, **options: Any) -> None:
-    """Create RAM user USER under ACCOUNT (id or name)."""
-    _run(settings_from(**options), lambda s: click.echo(f"UserId: {s.accounts.create_user(account, user)}"))
+main.add_command(cli_ram.ram)
+main.add_command(cli_ram.sts)
+main.add_command(cli_ram.audit)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: str = Field(
+        default="", description="comma-separated IPs/CIDRs whose X-Forwarded-For gives acs:SourceIp"
+    )
+    ssl_certfile: str | None = Field(default=None, description="serve HTTPS with this certificate (PEM)")
+    ssl_keyfile: str | None = Field(default=None, description="the certificate's private key (PEM)")
 
     @property
     def effective_database_url(self) -> str:

@@ -39,7 +39,8 @@ def run_server(settings: Settings, services: Services) -> None:
         if services.db.is_sqlite
         else (services.db.url.render_as_string(hide_password=True))
     )
-    click.echo(f"hpcplane {__version__} on http://{settings.host}:{settings.port}  (store: {store})")
+    scheme = "https" if settings.ssl_certfile else "http"
+    click.echo(f"hpcplane {__version__} on {scheme}://{settings.host}:{settings.port}  (store: {store})")
     if demo is not None:
         click.echo(banner(demo, settings.host, settings.port, settings.region))
     config = uvicorn.Config(
@@ -49,6 +50,8 @@ def run_server(settings: Settings, services: Services) -> None:
         access_log=False,
         log_level=settings.log_level,
         lifespan="on",
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     server = _Server(config, app.state.admission)
     if settings.worker:

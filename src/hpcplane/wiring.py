@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from hpcplane.api.authn import Authenticator, NonceStore
-from hpcplane.authz import AccountKeysOnly, Authorizer
+from hpcplane.authz import Authorizer
+from hpcplane.authz.ram import RamAuthorizer
 from hpcplane.clock import Clock, SystemClock
 from hpcplane.config import Settings
 from hpcplane.engine.runner import Engine
@@ -16,8 +17,10 @@ from hpcplane.engine.worker import Worker
 from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
+from hpcplane.services.audit import AuditSink
 from hpcplane.services.clusters_read import ClusterReader
 from hpcplane.services.operations import Operations
+from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
@@ -41,6 +44,8 @@ class Services:
     task_reader: TaskReader
     operations: Operations
     cluster_reader: ClusterReader
+    ram: RamService
+    audit: AuditSink
     engine: Engine
     workers: list[Worker] = field(default_factory=list)
 
@@ -70,6 +75,7 @@ class Services:
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
+        self.audit.close()
         if isinstance(self.nonces, RedisNonces):
             self.nonces.close()
         self.db.dispose()
@@ -147,7 +153,7 @@ def build_services(
         clock=clock,
         nonces=nonces,
         authenticator=authenticator,
-        authorizer=AccountKeysOnly(),
+        authorizer=RamAuthorizer(db),
         accounts=AccountService(db, box, clock),
         task_reader=TaskReader(
             db,
@@ -157,6 +163,8 @@ def build_services(
         ),
         operations=Operations(db, clock, provider, region=settings.region, wake=lambda: None),
         cluster_reader=ClusterReader(db, clock),
+        ram=RamService(db, box, clock),
+        audit=AuditSink(db),
         engine=engine,
     )
     services.operations = Operations(db, clock, provider, region=settings.region, wake=services.wake)

@@ -16,11 +16,15 @@ from hpcplane.domain.errors import (
     IncompleteSignature,
     InvalidSignatureMethod,
     MissingParameter,
+    MissingSecurityToken,
+    SecurityTokenExpired,
+    SecurityTokenMismatch,
     SignatureDoesNotMatch,
     SignatureNonceUsed,
     TimestampExpired,
     TimestampFormat,
 )
+from hpcplane.domain.sts import token_hash, token_key_id
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -48,6 +52,7 @@ class Credentials:
     signature: str
     algorithm: str
     signed_headers: tuple[str, ...] = ()
+    security_token: str | None = None
 
 
 def read_credentials(req: RpcRequest) -> Credentials:
@@ -68,7 +73,13 @@ def _v1_credentials(req: RpcRequest) -> Credentials:
     if p["SignatureMethod"] != "HMAC-SHA1" or p["SignatureVersion"] != "1.0":
         raise InvalidSignatureMethod()
     return Credentials(
-        "V1", p["AccessKeyId"], p["Timestamp"], p["SignatureNonce"], p["Signature"], "HMAC-SHA1"
+        "V1",
+        p["AccessKeyId"],
+        p["Timestamp"],
+        p["SignatureNonce"],
+        p["Signature"],
+        "HMAC-SHA1",
+        security_token=p.get("SecurityToken") or None,
     )
 
 
@@ -95,6 +106,7 @@ def _v3_credentials(req: RpcRequest, header: str) -> Credentials:
         auth.signature,
         auth.algorithm,
         auth.signed_headers,
+        security_token=req.headers.get("x-acs-security-token") or None,
     )
 
 
@@ -132,12 +144,15 @@ class Authenticator:
     def authenticate(self, req: RpcRequest, creds: Credentials) -> Principal:
         now = self._clock.now()
         self._check_time(creds.timestamp, now)
+        if creds.security_token is not None and token_key_id(creds.security_token) != creds.access_key_id:
+            raise SecurityTokenMismatch()
         found = self._keys.lookup(creds.access_key_id)
         if found is None:
             raise AccessKeyNotFound()
         key, account = found
         if key.status is not KeyStatus.ACTIVE:
             raise AccessKeyInactive()
+        self._check_token(key, creds.security_token, now)
         sts = string_to_sign(req, creds)
         if not signing.same(expected_signature(creds, sts, key.secret), creds.signature):
             raise SignatureDoesNotMatch(sts=sts)
@@ -146,7 +161,23 @@ class Authenticator:
             raise SignatureDoesNotMatch(sts=sts)
         if not self._nonces.remember(key.id, creds.nonce, now, self._ttl):
             raise SignatureNonceUsed()
-        return Principal(account=account, access_key_id=key.id, user_id=key.user_id, user_name=key.user_name)
+        return Principal(
+            account=account, access_key_id=key.id, user_id=key.user_id, user_name=key.user_name, sts=key.sts
+        )
+
+    @staticmethod
+    def _check_token(key: AccessKey, token: str | None, now: datetime) -> None:
+        """A temporary key needs its own, unexpired token; a permanent key takes none."""
+        if key.sts is None:
+            if token is not None:
+                raise SecurityTokenMismatch()
+            return
+        if token is None:
+            raise MissingSecurityToken()
+        if not signing.same(token_hash(token), key.sts.token_hash):
+            raise SecurityTokenMismatch()
+        if key.sts.expires_at <= now:
+            raise SecurityTokenExpired()
 
     @staticmethod
     def _body_hash(creds: Credentials, req: RpcRequest) -> str:

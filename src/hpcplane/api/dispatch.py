@@ -1,17 +1,23 @@
-"""ACTIONS: each implemented E-HPC action, its parameter reader, permission and handler, in one table."""
+"""ACTIONS: each implemented action with its reader, permission and handler, one table per version."""
 
 from __future__ import annotations
 
+from hpcplane import API_VERSION
 from hpcplane.api.action import Action
-from hpcplane.api.actions import clusters, operations, tasks
+from hpcplane.api.actions import clusters, operations, sts, tasks
 
-ACTIONS: dict[str, Action] = {
-    action.name: action
-    for action in (
-        tasks.LIST_TASKS,
-        clusters.LIST_CLUSTERS,
-        clusters.DESCRIBE_CLUSTER,
-        clusters.LIST_NODES,
-        *operations.OPERATIONS,
-    )
-}
+
+def _table(*actions: Action) -> dict[str, Action]:
+    return {action.name: action for action in actions}
+
+
+ACTIONS: dict[str, Action] = _table(
+    tasks.LIST_TASKS,
+    clusters.LIST_CLUSTERS,
+    clusters.DESCRIBE_CLUSTER,
+    clusters.LIST_NODES,
+    *operations.OPERATIONS,
+)
+STS_ACTIONS: dict[str, Action] = _table(sts.ASSUME_ROLE)
+
+VERSIONS: dict[str, dict[str, Action]] = {API_VERSION: ACTIONS, sts.STS_VERSION: STS_ACTIONS}

@@ -30,6 +30,16 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.InvalidNodeStatus: 403,
     e.ConflictOpt: 403,
     e.IdempotentParameterMismatch: 400,
+    e.MissingSecurityToken: 400,
+    e.SecurityTokenMalformed: 400,
+    e.SecurityTokenMismatch: 400,
+    e.SecurityTokenExpired: 400,
+    e.RoleNotFound: 404,
+    e.InvalidRoleArn: 400,
+    e.InvalidRoleSessionName: 400,
+    e.InvalidDurationSeconds: 400,
+    e.PolicyGrammar: 400,
+    e.AssumeRoleDenied: 403,
 }
 
 

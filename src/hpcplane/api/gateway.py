@@ -1,6 +1,6 @@
 """The request pipeline: read signature → Action/Version → authenticate → validate → authorize → handle.
 
-Every exception on the way becomes a response here, and only here.
+Every exception on the way becomes a response here, and only here; every call is audited here.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from hpcplane import API_VERSION
 from hpcplane.api.action import Action, Call
 from hpcplane.api.authn import read_credentials
-from hpcplane.api.dispatch import ACTIONS
+from hpcplane.api.dispatch import VERSIONS
 from hpcplane.api.errors import error_response
 from hpcplane.api.params import Params
 from hpcplane.api.protocol import RpcRequest
+from hpcplane.authz.policy import RequestContext
+from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import (
     ActionNotFound,
     DbError,
@@ -28,6 +29,7 @@ from hpcplane.domain.errors import (
     RedisError,
     UnknownError,
 )
+from hpcplane.store.audit import AuditRecord
 
 if TYPE_CHECKING:
     from hpcplane.wiring import Services
@@ -35,8 +37,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger("hpcplane.api")
 
 
+class _Trail:
+    """What the audit record of one call says, filled in as the call goes through the pipeline."""
+
+    def __init__(self) -> None:
+        self.principal: Principal | None = None
+        self.action: str | None = None
+        self.resource: str | None = None
+        self.decision = "Refused"
+
+
 class Gateway:
-    """Turns one RpcRequest into (HTTP status, JSON body)."""
+    """Turns one RpcRequest into (HTTP status, JSON body), and records it in the audit trail."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -46,9 +58,10 @@ class Gateway:
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=req.client_ip)
+        trail = _Trail()
+        code: str | None = None
         try:
-            status, body = 200, self._run(req, request_id)
-            code = "OK"
+            status, body = 200, self._run(req, request_id, trail)
         except HpcplaneError as error:
             status, body, code = self._fail(error, request_id)
         except Exception:
@@ -58,11 +71,29 @@ class Gateway:
             "request",
             action=req.action,
             status=status,
-            code=code,
+            code=code or "OK",
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+        self._audit(req, request_id, trail, code)
         structlog.contextvars.clear_contextvars()
         return status, body
+
+    def _audit(self, req: RpcRequest, request_id: str, trail: _Trail, code: str | None) -> None:
+        who = trail.principal
+        self._services.audit.record(
+            AuditRecord(
+                at=self._services.clock.now(),
+                request_id=request_id,
+                source_ip=req.client_ip,
+                decision=trail.decision,
+                account_id=who.account.id if who else None,
+                principal=who.arn if who else None,
+                access_key_id=who.access_key_id if who else None,
+                action=trail.action or (req.action or "")[:64] or None,
+                resource=trail.resource,
+                error_code=code,
+            )
+        )
 
     def _fail(self, error: HpcplaneError, request_id: str) -> tuple[int, dict[str, object], str]:
         if isinstance(error, DbError | RedisError):
@@ -72,10 +103,12 @@ class Gateway:
         response = error_response(error, request_id, self._host_id)
         return response.status, response.body, error.code
 
-    def _run(self, req: RpcRequest, request_id: str) -> dict[str, object]:
+    def _run(self, req: RpcRequest, request_id: str, trail: _Trail) -> dict[str, object]:
         creds = read_credentials(req)
         action = self._action(req)
+        trail.action = action.permission.action
         principal = self._services.authenticator.authenticate(req, creds)
+        trail.principal = principal
         structlog.contextvars.bind_contextvars(
             account_id=principal.account.id, access_key_id=principal.access_key_id
         )
@@ -83,22 +116,42 @@ class Gateway:
         resource = action.permission.resource_for(
             self._services.settings.region, principal.account.id, req.params
         )
-        decision = self._services.authorizer.decide(principal, action.permission.action, resource)
+        trail.resource = resource
+        context = RequestContext(
+            action=action.permission.action,
+            resource=resource,
+            keys={
+                "acs:SourceIp": req.client_ip,
+                "acs:CurrentTime": self._services.clock.now(),
+                "acs:SecureTransport": req.secure,
+                "acs:MFAPresent": False,
+            },
+        )
+        decision = self._services.authorizer.decide(principal, context)
         if not decision.allowed:
-            log.info("denied", ram_action=action.permission.action, resource=resource, reason=decision.reason)
+            trail.decision = "Deny"
+            log.info(
+                "denied",
+                principal=principal.arn,
+                ram_action=action.permission.action,
+                resource=resource,
+                reason=decision.reason,
+            )
             raise NotAuthorized()
+        trail.decision = "Allow"
         return action.handle(Call(principal, request_id, self._services, req.params), query)
 
     def _action(self, req: RpcRequest) -> Action:
         version = req.version
         if version is None:
             raise MissingParameter(name="Version")
-        if version != API_VERSION:
+        table = VERSIONS.get(version)
+        if table is None:
             raise InvalidVersion()
         name = req.action
         if name is None:
             raise MissingParameter(name="Action")
-        action = ACTIONS.get(name)
+        action = table.get(name)
         if action is None:
             raise ActionNotFound()
         return action

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hpcplane.domain.accounts import Principal
+
+if TYPE_CHECKING:
+    from hpcplane.authz.policy import RequestContext
 
 ALL_RESOURCES = "*"
 
@@ -20,7 +23,14 @@ class Permission:
     def resource_for(self, region: str, account_id: str, params: dict[str, str]) -> str:
         if self.resource == ALL_RESOURCES:
             return ALL_RESOURCES
-        return self.resource.format_map({**params, "region": region, "account": account_id})
+        return self.resource.format_map(_Blank({**params, "region": region, "account": account_id}))
+
+
+class _Blank(dict[str, str]):
+    """A parameter missing from the call formats as an empty string."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +42,4 @@ class Decision:
 
 
 class Authorizer(Protocol):
-    def decide(self, principal: Principal, action: str, resource: str) -> Decision: ...
-
-
-class AccountKeysOnly:
-    """The account's own keys are always allowed; a RAM user has no policy yet, so is denied by default."""
-
-    def decide(self, principal: Principal, action: str, resource: str) -> Decision:
-        if principal.is_account:
-            return Decision(True, "the account's own AccessKey")
-        return Decision(False, "ImplicitDeny: no policy attached to the RAM user allows it")
+    def decide(self, principal: Principal, ctx: RequestContext) -> Decision: ...

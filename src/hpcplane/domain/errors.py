@@ -149,3 +149,56 @@ class ConflictOpt(HpcplaneError):
 class IdempotentParameterMismatch(HpcplaneError):
     code = "IdempotentParameterMismatch"
     template = "The specified parameter has changed while using an already used clientToken."
+
+
+# --- STS -----------------------------------------------------------------------------------------
+
+
+class MissingSecurityToken(HpcplaneError):
+    code = "MissingSecurityToken"
+    template = "SecurityToken is mandatory for this action."
+
+
+class SecurityTokenMalformed(HpcplaneError):
+    code = "InvalidSecurityToken.Malformed"
+    template = "Specified SecurityToken is malformed."
+
+
+class SecurityTokenMismatch(HpcplaneError):
+    code = "InvalidSecurityToken.MismatchWithAccessKey"
+    template = "Specified SecurityToken mismatch with the AccessKey."
+
+
+class SecurityTokenExpired(HpcplaneError):
+    code = "InvalidSecurityToken.Expired"
+    template = "Specified SecurityToken is expired."
+
+
+class RoleNotFound(HpcplaneError):
+    code = "EntityNotExist.Role"
+    template = "The specified Role not exists: {role}."
+
+
+class InvalidRoleArn(HpcplaneError):
+    code = "InvalidParameter.RoleArn"
+    template = "The parameter RoleArn is wrongly formed."
+
+
+class InvalidRoleSessionName(HpcplaneError):
+    code = "InvalidParameter.RoleSessionName"
+    template = "The parameter RoleSessionName is wrongly formed."
+
+
+class InvalidDurationSeconds(HpcplaneError):
+    code = "InvalidParameter.DurationSeconds"
+    template = "The Min/Max value of DurationSeconds is 15min/{maximum}s."
+
+
+class PolicyGrammar(HpcplaneError):
+    code = "InvalidParameter.PolicyGrammar"
+    template = "The parameter Policy has not a valid grammar: {position}."
+
+
+class AssumeRoleDenied(HpcplaneError):
+    code = "NoPermission"
+    template = "You are not authorized to do this action. You should be authorized by RAM."

@@ -11,6 +11,7 @@ from hpcplane import ids
 from hpcplane.clock import Clock
 from hpcplane.domain.accounts import AccessKey, Account, KeyStatus
 from hpcplane.store import accounts as store
+from hpcplane.store import ram as ram_store
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
 
@@ -132,7 +133,10 @@ class StoreKeyDirectory:
 
     def lookup(self, access_key_id: str) -> tuple[AccessKey, Account] | None:
         with self._db.read() as conn:
-            key = store.get_key(conn, self._box, access_key_id)
+            if access_key_id.startswith("STS."):
+                key = ram_store.get_sts_key(conn, self._box, access_key_id)
+            else:
+                key = store.get_key(conn, self._box, access_key_id)
             if key is None:
                 return None
             account = store.get_account(conn, key.account_id)

@@ -207,3 +207,90 @@ sim_calls = Table(
     Column("at", UtcDateTime, nullable=False),
     Index(None, "token"),
 )
+
+# --- RAM: groups, roles, policies and their attachments; STS credentials; the audit trail --------
+
+ram_groups = Table(
+    "ram_groups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+ram_group_members = Table(
+    "ram_group_members",
+    metadata,
+    Column("group_id", String(32), ForeignKey("ram_groups.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(32), ForeignKey("ram_users.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("group_id", "user_id"),
+)
+
+ram_roles = Table(
+    "ram_roles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("trust_document", Text, nullable=False),
+    Column("max_session_duration", Integer, nullable=False, server_default="3600"),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+ram_policies = Table(
+    "ram_policies",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+ram_attachments = Table(
+    "ram_attachments",
+    metadata,
+    Column("policy_id", String(32), ForeignKey("ram_policies.id", ondelete="CASCADE"), nullable=False),
+    Column("principal_type", String(8), nullable=False),  # user | group | role
+    Column("principal_id", String(32), nullable=False),
+    PrimaryKeyConstraint("policy_id", "principal_type", "principal_id"),
+    Index(None, "principal_type", "principal_id"),
+)
+
+sts_credentials = Table(
+    "sts_credentials",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("role_id", String(32), ForeignKey("ram_roles.id", ondelete="CASCADE"), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("secret_enc", Text, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("session_policy", Text, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("account_id", String(32), nullable=True),
+    Column("principal", String(200), nullable=True),
+    Column("access_key_id", String(64), nullable=True),
+    Column("action", String(64), nullable=True),
+    Column("resource", String(300), nullable=True),
+    Column("source_ip", String(64), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Index(None, "at"),
+    Index(None, "action", "at"),
+    Index(None, "principal", "at"),
+)

@@ -1,0 +1,59 @@
+"""The audit trail in the store: one row per API call, allowed or refused."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from hpcplane.store.tables import audit_log
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One call: when, which request, who, what on which resource, from where, and the outcome."""
+
+    at: datetime
+    request_id: str
+    source_ip: str
+    decision: str  # Allow | Deny | Refused (failed before authorization) | Error (failed after it)
+    account_id: str | None = None
+    principal: str | None = None
+    access_key_id: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    error_code: str | None = None
+
+
+def insert_records(conn: Connection, records: Sequence[AuditRecord]) -> None:
+    if records:
+        conn.execute(insert(audit_log), [asdict(record) for record in records])
+
+
+def search(
+    conn: Connection,
+    *,
+    action: str | None = None,
+    principal: str | None = None,
+    since: datetime | None = None,
+    account_id: str | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    """The newest matching records first; `principal` matches the whole ARN or its last part (a user name)."""
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if action is not None:
+        query = query.where(audit_log.c.action == action)
+    if principal is not None:
+        query = query.where(
+            (audit_log.c.principal == principal) | audit_log.c.principal.like(f"%/{principal}")
+        )
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    if account_id is not None:
+        query = query.where(audit_log.c.account_id == account_id)
+    fields = AuditRecord.__dataclass_fields__
+    return [
+        AuditRecord(**{k: v for k, v in row._mapping.items() if k in fields}) for row in conn.execute(query)
+    ]
