@@ -161,11 +161,17 @@ def build_services(
             archive_delay=settings.archive_delay,
             deleted_cluster_grace=settings.deleted_cluster_grace,
         ),
-        operations=Operations(db, clock, provider, region=settings.region, wake=lambda: None),
+        operations=Operations(
+            db,
+            clock,
+            provider,
+            region=settings.region,
+            wake=lambda: services.wake(),
+            hash_key=box.derive(b"idem"),
+        ),
         cluster_reader=ClusterReader(db, clock),
         ram=RamService(db, box, clock),
         audit=AuditSink(db),
         engine=engine,
     )
-    services.operations = Operations(db, clock, provider, region=settings.region, wake=services.wake)
     return services

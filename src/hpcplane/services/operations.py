@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 from collections.abc import Callable, Mapping
@@ -60,10 +61,23 @@ def operation_params(raw: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(raw.items()) if k not in _NOT_OPERATION and k not in SECRET_PARAMETERS}
 
 
-def params_hash(params: Mapping[str, str]) -> str:
-    """What ClientToken idempotency compares: every parameter but the token itself."""
-    material = json.dumps({k: v for k, v in params.items() if k != "ClientToken"}, sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()
+def params_hash(raw: Mapping[str, str], key: bytes) -> str:
+    """What ClientToken idempotency compares: every parameter but the token, secrets as a keyed hash."""
+    params = {k: v for k, v in operation_params(raw).items() if k != "ClientToken"}
+    secrets = {k: v for k, v in raw.items() if k in SECRET_PARAMETERS}
+    material = json.dumps(params, sort_keys=True)
+    sealed = hmac.new(key, json.dumps(secrets, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+    return hashlib.sha256(f"{material}\n{sealed}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One call as a task records it: its RequestId, its parameters, their digest, its ClientToken."""
+
+    request_id: str
+    params: dict[str, str]
+    digest: str
+    client_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +125,16 @@ class Operations:
     """Accepts operations; the engine carries them out."""
 
     def __init__(
-        self, db: Database, clock: Clock, provider: Provider, *, region: str, wake: Callable[[], None]
+        self,
+        db: Database,
+        clock: Clock,
+        provider: Provider,
+        *,
+        region: str,
+        wake: Callable[[], None],
+        hash_key: bytes,
     ) -> None:
+        self._hash_key = hash_key
         self._db = db
         self._clock = clock
         self._provider = provider
@@ -121,21 +143,18 @@ class Operations:
 
     # --- cluster operations ---------------------------------------------------------------------
 
+    def submission(self, request_id: str, raw: Mapping[str, str], token: str | None = None) -> Submission:
+        return Submission(request_id, operation_params(raw), params_hash(raw, self._hash_key), token)
+
     def create_cluster(
         self, who: Principal, request_id: str, spec: ClusterSpec, raw: Mapping[str, str]
     ) -> Accepted:
-        params = operation_params(raw)
+        call = self.submission(request_id, raw, spec.client_token)
         return self._with_token(
-            who,
-            TaskType.CREATE_CLUSTER,
-            spec.client_token,
-            params,
-            lambda conn: self._create(conn, who, request_id, spec, params),
+            who, TaskType.CREATE_CLUSTER, call, lambda conn: self._create(conn, who, call, spec)
         )
 
-    def _create(
-        self, conn: Connection, who: Principal, request_id: str, spec: ClusterSpec, params: dict[str, str]
-    ) -> Accepted:
+    def _create(self, conn: Connection, who: Principal, call: Submission, spec: ClusterSpec) -> Accepted:
         now = self._clock.now()
         cluster_id = ids.cluster_id(self._region)
         task_id = ids.task_id()
@@ -150,26 +169,19 @@ class Operations:
             "created_at": now,
             "updated_at": now,
         }
+        computes = sum(node.role is Role.COMPUTE for node in spec.nodes)
+        available = self._available(conn, who)
         cluster_store.insert_cluster(conn, values)
         node_ids = self._insert_nodes(conn, who, cluster_id, values["zone_id"], spec.nodes, task_id, now)
-        self._enqueue(
-            conn,
-            who,
-            request_id,
-            TaskType.CREATE_CLUSTER,
-            cluster_id,
-            task_id,
-            params,
-            node_ids,
-            spec.client_token,
-        )
+        state = {"capacity": {"available": available, "minCount": computes}} if computes > available else {}
+        self._enqueue(conn, who, call, TaskType.CREATE_CLUSTER, cluster_id, task_id, node_ids, state)
         return Accepted(task_id, cluster_id, node_ids)
 
     def cluster_operation(
         self, who: Principal, request_id: str, task_type: TaskType, cluster_id: str, raw: Mapping[str, str]
     ) -> Accepted:
         """StartCluster, StopCluster or DeleteCluster: every node of the cluster is a target."""
-        params = operation_params(raw)
+        call = self.submission(request_id, raw)
         with self._db.write() as conn:
             self._check_enabled(conn, who)
             cluster = self._lock(conn, who, cluster_id)
@@ -181,32 +193,28 @@ class Operations:
             node_ids = [n["id"] for n in nodes]
             cluster_store.update_cluster(conn, cluster_id, task_id=task_id, updated_at=self._clock.now())
             cluster_store.update_nodes(conn, node_ids, task_id=task_id)
-            self._enqueue(conn, who, request_id, task_type, cluster_id, task_id, params, node_ids, None)
+            self._enqueue(conn, who, call, task_type, cluster_id, task_id, node_ids)
         self._wake()
         return Accepted(task_id, cluster_id)
 
     # --- node operations ------------------------------------------------------------------------
 
     def add_nodes(self, who: Principal, request_id: str, spec: AddSpec, raw: Mapping[str, str]) -> Accepted:
-        params = operation_params(raw)
+        call = self.submission(request_id, raw, spec.client_token)
         return self._with_token(
-            who,
-            TaskType.ADD_COMPUTES,
-            spec.client_token,
-            params,
-            lambda conn: self._add(conn, who, request_id, spec, params),
+            who, TaskType.ADD_COMPUTES, call, lambda conn: self._add(conn, who, call, spec)
         )
 
-    def _add(
-        self, conn: Connection, who: Principal, request_id: str, spec: AddSpec, params: dict[str, str]
-    ) -> Accepted:
+    def _available(self, conn: Connection, who: Principal) -> int:
+        """Compute instances the account may still get from the (simulated) cloud."""
+        return max(0, self._provider.capacity() - cluster_store.count_compute_nodes(conn, who.account.id))
+
+    def _add(self, conn: Connection, who: Principal, call: Submission, spec: AddSpec) -> Accepted:
         cluster = self._lock(conn, who, spec.cluster_id)
         if cluster["task_id"]:
             raise ConflictOpt()
         check_cluster(TaskType.ADD_COMPUTES, cluster["status"])
-        available = max(
-            0, self._provider.capacity() - cluster_store.count_compute_nodes(conn, who.account.id)
-        )
+        available = self._available(conn, who)
         count = spec.count if available >= spec.count else (available if available >= spec.min_count else 0)
         used_names, _ = cluster_store.used_hostnames_and_ips(conn, spec.cluster_id)
         instance_type = spec.instance_type or cluster["compute_instance_type"] or "ecs.c6.large"
@@ -226,18 +234,7 @@ class Operations:
         state: dict[str, Any] = {}
         if count == 0:
             state["capacity"] = {"available": available, "minCount": spec.min_count}
-        self._enqueue(
-            conn,
-            who,
-            request_id,
-            TaskType.ADD_COMPUTES,
-            spec.cluster_id,
-            task_id,
-            params,
-            node_ids,
-            spec.client_token,
-            state,
-        )
+        self._enqueue(conn, who, call, TaskType.ADD_COMPUTES, spec.cluster_id, task_id, node_ids, state)
         return Accepted(task_id, spec.cluster_id, node_ids)
 
     def node_operation(
@@ -251,13 +248,13 @@ class Operations:
         raw: Mapping[str, str],
     ) -> Accepted:
         """StartNodes, StopNodes, ResetNodes or DeleteNodes on the named instances."""
-        params = operation_params(raw)
+        call = self.submission(request_id, raw)
         with self._db.write() as conn:
             self._check_enabled(conn, who)
             node_ids = self._lock_nodes(conn, who, task_type, cluster_id, instances, role)
             task_id = ids.task_id()
             cluster_store.update_nodes(conn, node_ids, task_id=task_id)
-            self._enqueue(conn, who, request_id, task_type, cluster_id, task_id, params, node_ids, None)
+            self._enqueue(conn, who, call, task_type, cluster_id, task_id, node_ids)
         self._wake()
         return Accepted(task_id, cluster_id, node_ids)
 
@@ -327,12 +324,11 @@ class Operations:
         self,
         who: Principal,
         task_type: TaskType,
-        token: str | None,
-        params: dict[str, str],
+        call: Submission,
         create: Callable[[Connection], Accepted],
     ) -> Accepted:
         """Run `create` once per ClientToken: a repeat with the same parameters gets the first answer."""
-        digest = params_hash(params)
+        token = call.client_token
         for attempt in range(2):
             try:
                 with self._db.write() as conn:
@@ -340,7 +336,7 @@ class Operations:
                     if token is not None:
                         hit = task_store.find_by_client_token(conn, who.account.id, task_type, token)
                         if hit is not None:
-                            if hit.params_hash != digest:
+                            if hit.params_hash != call.digest:
                                 raise IdempotentParameterMismatch()
                             targets = json.loads(hit.state).get("targets", [])
                             return Accepted(hit.task_id, hit.cluster_id, targets)
@@ -391,13 +387,11 @@ class Operations:
         self,
         conn: Connection,
         who: Principal,
-        request_id: str,
+        call: Submission,
         task_type: TaskType,
         cluster_id: str,
         task_id: str,
-        params: dict[str, str],
         targets: list[str],
-        client_token: str | None,
         state: dict[str, Any] | None = None,
     ) -> None:
         """Write the task in the caller's transaction; on PostgreSQL, NOTIFY idle workers at commit."""
@@ -411,12 +405,12 @@ class Operations:
                 cluster_id=cluster_id,
                 task_type=task_type,
                 total_steps=len(plan),
-                request=request_json(request_id, who.account.id, cluster_id, params),
+                request=request_json(call.request_id, who.account.id, cluster_id, call.params),
                 plan=json.dumps(plan),
                 state=json.dumps({"targets": targets, "failed": [], **(state or {})}),
                 run_after=now,
-                client_token=client_token,
-                params_hash=params_hash(params),
+                client_token=call.client_token,
+                params_hash=call.digest,
             ),
             now,
         )

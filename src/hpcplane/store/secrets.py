@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -18,7 +20,12 @@ class SecretBox:
     """Encrypts and decrypts AccessKey secrets."""
 
     def __init__(self, key: str | bytes) -> None:
+        self._key = key.encode() if isinstance(key, str) else key
         self._fernet = Fernet(key)
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A key for another purpose (e.g. keyed hashes of secrets), derived from this one."""
+        return hmac.new(self._key, purpose, hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
