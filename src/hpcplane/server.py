@@ -52,6 +52,10 @@ def run_server(settings: Settings, services: Services) -> None:
         lifespan="on",
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
+        # The client's address is the TCP peer; X-Forwarded-For counts only from HPCPLANE_TRUSTED_PROXIES,
+        # which the application applies itself.
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
     )
     server = _Server(config, app.state.admission)
     if settings.worker:

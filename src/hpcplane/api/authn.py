@@ -154,7 +154,9 @@ class Authenticator:
             raise AccessKeyInactive()
         self._check_token(key, creds.security_token, now)
         sts = string_to_sign(req, creds)
-        if not signing.same(expected_signature(creds, sts, key.secret), creds.signature):
+        if not signing.same(
+            expected_signature(creds, sts, key.secret), creds.signature
+        ) and not self._plus_signed(req, creds, key.secret):
             raise SignatureDoesNotMatch(sts=sts)
         declared = req.headers.get("x-acs-content-sha256")
         if creds.version == "V3" and declared is not None and declared.strip() != self._body_hash(creds, req):
@@ -178,6 +180,15 @@ class Authenticator:
             raise SecurityTokenMismatch()
         if key.sts.expires_at <= now:
             raise SecurityTokenExpired()
+
+    @staticmethod
+    def _plus_signed(req: RpcRequest, creds: Credentials, secret: str) -> bool:
+        """A V1 request whose values hold spaces may have been signed with '+' for them (the STS signer of
+        alibabacloud_credentials does): accept that encoding too."""
+        if creds.version != "V1" or not any(" " in value for value in req.params.values()):
+            return False
+        sts = signing.v1_string_to_sign(req.method, req.params, plus=True)
+        return signing.same(signing.v1_signature(sts, secret), creds.signature)
 
     @staticmethod
     def _body_hash(creds: Credentials, req: RpcRequest) -> str:

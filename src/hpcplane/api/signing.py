@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 V3_ALGORITHMS = ("ACS3-HMAC-SHA256", "ACS3-HMAC-SM3")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -21,18 +21,24 @@ def enc(value: str) -> str:
     return quote(value, safe="-_.~")
 
 
-def canonical_query(params: Iterable[tuple[str, str]]) -> str:
+def enc_plus(value: str) -> str:
+    """The same, but a space becomes '+', as the alibabacloud_credentials STS signer does (quote_plus)."""
+    return quote_plus(value, safe="-_.~")
+
+
+def canonical_query(params: Iterable[tuple[str, str]], encode: Callable[[str], str] = enc) -> str:
     """Encoded name=value pairs, sorted by encoded name (byte order), joined with '&'."""
-    return "&".join(f"{k}={v}" for k, v in sorted((enc(k), enc(v)) for k, v in params))
+    return "&".join(f"{k}={v}" for k, v in sorted((encode(k), encode(v)) for k, v in params))
 
 
 # --- V1 -----------------------------------------------------------------------------------------
 
 
-def v1_string_to_sign(method: str, params: Mapping[str, str]) -> str:
-    """METHOD&%2F&enc(canonical query without Signature)."""
-    cqs = canonical_query((k, v) for k, v in params.items() if k != "Signature")
-    return f"{method.upper()}&{enc('/')}&{enc(cqs)}"
+def v1_string_to_sign(method: str, params: Mapping[str, str], *, plus: bool = False) -> str:
+    """METHOD&%2F&enc(canonical query without Signature); `plus` encodes spaces as '+' throughout."""
+    encode = enc_plus if plus else enc
+    cqs = canonical_query(((k, v) for k, v in params.items() if k != "Signature"), encode)
+    return f"{method.upper()}&{encode('/')}&{encode(cqs)}"
 
 
 def v1_signature(string_to_sign: str, secret: str) -> str:

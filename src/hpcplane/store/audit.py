@@ -18,7 +18,7 @@ class AuditRecord:
     at: datetime
     request_id: str
     source_ip: str
-    decision: str  # Allow | Deny | Refused (failed before authorization) | Error (failed after it)
+    decision: str  # Allow | Deny | Refused (failed before authorization); error_code says how it ended
     account_id: str | None = None
     principal: str | None = None
     access_key_id: str | None = None
