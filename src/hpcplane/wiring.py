@@ -76,6 +76,8 @@ class Services:
             worker.stop()
         self.workers.clear()
         self.audit.close()
+        if self.engine.db is not self.db:
+            self.engine.db.dispose()
         if isinstance(self.nonces, RedisNonces):
             self.nonces.close()
         self.db.dispose()
@@ -137,8 +139,18 @@ def build_services(
         seed=settings.sim_seed,
         faults=faults,
     )
+    engine_db = (
+        Database(
+            settings.effective_database_url,
+            timeout=settings.db_timeout,
+            pool_size=settings.worker_concurrency + 2,
+            engine_role=True,
+        )
+        if db.is_postgres
+        else db
+    )
     engine = Engine(
-        db,
+        engine_db,
         provider,
         clock,
         owner=worker_name(),

@@ -31,7 +31,12 @@ def test_codes_are_unique() -> None:
 @pytest.mark.parametrize(
     ("error", "status", "code", "message"),
     [
-        (errors.InvalidParams("PageSize"), 400, "InvalidParams", "The specified parameter PageSize is invalid."),
+        (
+            errors.InvalidParams("PageSize"),
+            400,
+            "InvalidParams",
+            "The specified parameter PageSize is invalid.",
+        ),
         (errors.NotEnabled(), 400, "NotEnabled", "You have not enabled this service"),
         (errors.ClusterNotFound(), 404, "ClusterNotFound", "The specified cluster does not exist."),
         (errors.DbError(), 406, "DbError", "A database service error occurred."),

@@ -46,13 +46,13 @@ class Engine:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.max_step_seconds = max_step_seconds
-        self._active: dict[int, tuple[int, float]] = {}
+        self._active: dict[tuple[int, int], float] = {}
         self._active_lock = threading.Lock()
 
     def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
         """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
-        now = self.clock.now()
         with self.db.write() as conn:
+            now = self.clock.now()  # read once the write lock is held, so the lease is not born expired
             leases = store.claim(
                 conn,
                 owner=self.owner,
@@ -80,14 +80,12 @@ class Engine:
                 if fault.hang_step == index:
                     self._hang(lease, fault.hang_seconds)
                 self._track(lease, hung=False)
-                if not self._step(lease, index):
+                if not self._step_with_retries(lease, index):
                     return
         except LeaseLost:
             log.warning("lease lost", step=lease.current_step + 1)
         except DbError as error:
-            log.warning(
-                "store failed during a step; the task resumes when its lease expires", cause=repr(error)
-            )
+            log.warning("store unavailable past max_step_seconds; the lease will expire", cause=repr(error))
         except Exception:
             log.exception("step failed with an unexpected error")
             self._fail(lease, "UnknownError", "An unknown error occurred.")
@@ -95,13 +93,28 @@ class Engine:
             self._untrack(lease)
             structlog.contextvars.unbind_contextvars("task_id")
 
+    def _step_with_retries(self, lease: Lease, index: int) -> bool:
+        """A store failure (lock timeout, lost connection) is not a lost worker: retry the step, keeping the
+        lease alive by heartbeat, until max_step_seconds; the fence makes a retry safe."""
+        deadline = time.monotonic() + self.max_step_seconds
+        pause = 0.1
+        while True:
+            try:
+                return self._step(lease, index)
+            except DbError as error:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("store failed during a step; retrying", step=index, cause=repr(error.__cause__))
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
     def _step(self, lease: Lease, index: int) -> bool:
         """One step in one transaction; True when the next step is due at once and the lease is kept."""
         delay = self.provider.step_delay()
-        now = self.clock.now()
         errors = list(lease.errors)
         state = json.loads(json.dumps(lease.state))
         with self.db.write() as conn:
+            now = self.clock.now()
             ctx = steps.StepContext(conn, lease, index, now, self.provider, errors)
             steps.apply(ctx)
             values: dict[str, object] = {
@@ -133,10 +146,10 @@ class Engine:
 
     def _fail(self, lease: Lease, code: str, message: str) -> None:
         """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""
-        now = self.clock.now()
         errors = [*lease.errors, {"Code": code, "Message": message}]
         try:
             with self.db.write() as conn:
+                now = self.clock.now()
                 ctx = steps.StepContext(conn, lease, lease.current_step, now, self.provider, errors)
                 steps.finish(ctx, failed=True)
                 ok = store.advance(
@@ -168,17 +181,17 @@ class Engine:
 
     def _track(self, lease: Lease, *, hung: bool) -> None:
         with self._active_lock:
-            self._active[lease.seq] = (lease.token, float("-inf") if hung else time.monotonic())
+            self._active[(lease.seq, lease.token)] = float("-inf") if hung else time.monotonic()
 
     def _untrack(self, lease: Lease) -> None:
         with self._active_lock:
-            self._active.pop(lease.seq, None)
+            self._active.pop((lease.seq, lease.token), None)
 
     def heartbeat(self) -> None:
         """Extend the leases of steps still running, unless they have run past max_step_seconds."""
         limit = time.monotonic() - self.max_step_seconds
         with self._active_lock:
-            held = [(seq, token) for seq, (token, started) in self._active.items() if started >= limit]
+            held = [key for key, started in self._active.items() if started >= limit]
         if held:
             with self.db.write() as conn:
                 store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)

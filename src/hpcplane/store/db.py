@@ -3,36 +3,68 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from hpcplane.domain.errors import DbError
 
 # Failures of the store itself (unreachable, timed out, locked), as opposed to a bug in a query.
-_STORE_FAILURES = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
+_STORE_FAILURES = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    exc.DisconnectionError,
+    # Raised by the few statements that go straight to the driver (BEGIN on SQLite, the engine's UPDATE).
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+)
 
 
 class Database:
     """An engine plus the two kinds of transaction the services use: read and write."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, pool_size: int = 10, engine_role: bool = False
+    ) -> None:
+        """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
+        wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
+        and progress together, and they run again; task creation, on the API's pool, stays synchronous."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
+        self.timeout = timeout
+        self._writer = threading.Lock()
         self.engine = (
-            _sqlite_engine(url, timeout) if self.is_sqlite else _server_engine(url, timeout, pool_size)
+            _sqlite_engine(url, timeout)
+            if self.is_sqlite
+            else _server_engine(url, timeout, pool_size, relaxed=engine_role)
         )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
-        with self._transaction("IMMEDIATE") as conn:
-            yield conn
+        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+
+        SQLite has one writer at a time; threads of this process queue on a lock instead of polling the
+        file lock (SQLite's busy handler sleeps in growing steps, which starves busy writers).
+        """
+        if not self.is_sqlite:
+            with self._transaction("IMMEDIATE") as conn:
+                yield conn
+            return
+        if not self._writer.acquire(timeout=self.timeout):
+            raise DbError() from TimeoutError("waited too long for this process's SQLite writer")
+        try:
+            with self._transaction("IMMEDIATE") as conn:
+                yield conn
+        finally:
+            self._writer.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -86,18 +118,21 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("hpcplane_sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's execution path
+        # would double its cost.
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
 
     return engine
 
 
-def _server_engine(url: str, timeout: float, pool_size: int) -> Engine:
+def _server_engine(url: str, timeout: float, pool_size: int, *, relaxed: bool = False) -> Engine:
     connect_args: dict[str, Any] = {}
     if make_url(url).get_backend_name() == "postgresql":
         ms = int(timeout * 1000)
         connect_args = {
             "connect_timeout": max(1, int(timeout)),
-            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"
+            + (" -c synchronous_commit=off" if relaxed else ""),
         }
     return create_engine(
         url,
@@ -105,5 +140,7 @@ def _server_engine(url: str, timeout: float, pool_size: int) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_timeout=timeout,
-        pool_pre_ping=True,
+        # The API checks connections before use (a restarted database costs no failed call); the
+        # engine's steps retry on a store failure anyway, and save the round trip.
+        pool_pre_ping=not relaxed,
     )

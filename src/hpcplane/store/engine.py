@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
 
 from hpcplane.domain.tasks import TaskType
 from hpcplane.store.tables import tasks
+from hpcplane.store.types import UtcDateTime
 
 NOTIFY_CHANNEL = "hpcplane_tasks"
 
@@ -113,18 +115,41 @@ def claim(
     ]
 
 
+@lru_cache(maxsize=32)
+def _advance_sql(columns: tuple[str, ...], paramstyle: str) -> str:
+    """UPDATE tasks SET <columns> WHERE seq, owner and token match, in the driver's own parameter style:
+    the engine's hot path goes straight to the driver, as building a statement costs more than running it."""
+    unknown = set(columns) - set(tasks.c.keys())
+    if unknown:
+        raise ValueError(f"not columns of tasks: {sorted(unknown)}")
+    mark = "?" if paramstyle == "qmark" else "%s"
+    assignments = ", ".join(f"{name} = {mark}" for name in columns)
+    return (
+        f"UPDATE tasks SET {assignments} WHERE seq = {mark} AND lease_owner = {mark} AND lease_token = {mark}"  # noqa: S608 (names checked above, values bound)
+    )
+
+
 def advance(conn: Connection, lease: Lease, owner: str, values: dict[str, Any]) -> bool:
     """Record a step's progress and renew the lease in one UPDATE, fenced on the lease token.
 
     False when the lease was lost: the caller must roll back the step's effects with it.
     """
-    row = conn.execute(
-        update(tasks)
-        .where(tasks.c.seq == lease.seq, tasks.c.lease_owner == owner, tasks.c.lease_token == lease.token)
-        .values(**values)
-        .returning(tasks.c.seq)
-    ).first()
-    return row is not None
+    columns = tuple(sorted(values))
+    utc = UtcDateTime()
+    params = [
+        utc.process_bind_param(values[name], conn.dialect)
+        if isinstance(values[name], datetime)
+        else values[name]
+        for name in columns
+    ]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            _advance_sql(columns, conn.dialect.paramstyle), [*params, lease.seq, owner, lease.token]
+        )
+        return bool(cursor.rowcount == 1)
+    finally:
+        cursor.close()
 
 
 def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime) -> int:

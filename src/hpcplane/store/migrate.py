@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import exc
+from sqlalchemy import exc, text
 
 from hpcplane.domain.errors import DbError
 from hpcplane.store.db import Database
@@ -23,13 +23,22 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant: processes migrating the same PostgreSQL database at once take turns on this lock.
+_ADVISORY_LOCK = 0x68706370  # "hpcp"
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision` (default: the newest)."""
+    """Bring the schema to `revision` (default: the newest); safe when several processes start at once."""
     config = alembic_config()
     try:
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+        with db.engine.connect() as conn:
+            if db.is_sqlite:
+                conn = conn.execution_options(hpcplane_sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if db.is_postgres:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
     except (exc.OperationalError, exc.InterfaceError) as error:
         raise DbError() from error
 

@@ -1,0 +1,1 @@
+"""Benchmarks of hpcplane, run as `python -m bench` or `python -m bench.<name>`."""
