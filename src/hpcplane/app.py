@@ -122,7 +122,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         routes=[
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
-            Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         ],
         lifespan=lifespan,
     )

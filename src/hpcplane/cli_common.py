@@ -43,9 +43,7 @@ def open_services(settings: Settings) -> Any:
     try:
         return build_services(settings)
     except SecretKeyMismatch as error:
-        raise click.ClickException(
-            f"{error}: set HPCPLANE_SECRET_KEY to the key the store was made with"
-        ) from None
+        raise click.ClickException(str(error)) from None
     except DbError as error:
         raise click.ClickException(f"cannot reach the store ({error.__cause__})") from None
 

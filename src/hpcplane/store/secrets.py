@@ -22,7 +22,13 @@ class SecretBox:
 
     def __init__(self, key: str | bytes) -> None:
         self._key = key.encode() if isinstance(key, str) else key
-        self._fernet = Fernet(key)
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:
+            raise SecretKeyMismatch(
+                "HPCPLANE_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes); make one with "
+                '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+            ) from None
 
     def derive(self, purpose: bytes) -> bytes:
         """A key for another purpose (e.g. keyed hashes of secrets), derived from this one."""
@@ -35,7 +41,10 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as error:
-            raise SecretKeyMismatch("the secret key does not decrypt the stored AccessKey secrets") from error
+            raise SecretKeyMismatch(
+                "the secret key does not decrypt the stored AccessKey secrets: "
+                "set HPCPLANE_SECRET_KEY to the key the store was made with"
+            ) from error
 
     def check_token(self) -> str:
         """A sealed constant, kept in the store so a wrong key is found at start, not at the first call."""
