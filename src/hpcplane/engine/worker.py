@@ -12,6 +12,7 @@ import structlog
 from hpcplane.domain.errors import DbError
 from hpcplane.engine.runner import Engine
 from hpcplane.store import engine as store
+from hpcplane.store import ram as ram_store
 
 log = structlog.get_logger("hpcplane.worker")
 
@@ -94,18 +95,24 @@ class Worker:
                 log.warning("heartbeat failed", cause=repr(error.__cause__))
 
     def _housekeeping(self) -> None:
-        while not self._stop.wait(_HOUSEKEEPING_EVERY if self.retention else 3600):
-            if not self.retention:
-                continue
+        """Every minute: purge task history past the retention period, and STS credentials expired for
+        a day (until then a call with them is told its token expired, not that its key is unknown)."""
+        while not self._stop.wait(_HOUSEKEEPING_EVERY):
             try:
-                with self.engine.db.write() as conn:
-                    purged = store.purge_history(
-                        conn, self.engine.clock.now() - timedelta(seconds=self.retention)
-                    )
-                if purged:
-                    log.info("purged task history", tasks=purged)
+                self.housekeep()
             except DbError as error:
                 log.warning("housekeeping failed", cause=repr(error.__cause__))
+
+    def housekeep(self) -> tuple[int, int]:
+        """One pass of housekeeping; returns (tasks purged, STS credentials purged)."""
+        now = self.engine.clock.now()
+        history_before = now - timedelta(seconds=self.retention) if self.retention else None
+        with self.engine.db.write() as conn:
+            purged = store.purge_history(conn, history_before) if history_before else 0
+            expired = ram_store.purge_sts(conn, now - timedelta(days=1))
+        if purged or expired:
+            log.info("housekeeping", tasks_purged=purged, sts_credentials_purged=expired)
+        return purged, expired
 
     def _listen(self) -> None:
         """PostgreSQL LISTEN: a NOTIFY from any process that created a task wakes an idle thread."""
