@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -210,15 +212,22 @@ sim_calls = Table(
 
 # --- RAM: groups, roles, policies and their attachments; STS credentials; the audit trail --------
 
-ram_groups = Table(
-    "ram_groups",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    UniqueConstraint("account_id", "name"),
-)
+
+def _account_owned(name: str, name_length: int, *columns: Column[Any]) -> Table:
+    """A RAM entity: an id, its account, a name unique in the account, its own columns, a creation time."""
+    return Table(
+        name,
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        Column("name", String(name_length), nullable=False),
+        *columns,
+        Column("created_at", UtcDateTime, nullable=False),
+        UniqueConstraint("account_id", "name"),
+    )
+
+
+ram_groups = _account_owned("ram_groups", 64)
 
 ram_group_members = Table(
     "ram_group_members",
@@ -228,28 +237,14 @@ ram_group_members = Table(
     PrimaryKeyConstraint("group_id", "user_id"),
 )
 
-ram_roles = Table(
+ram_roles = _account_owned(
     "ram_roles",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(64), nullable=False),
+    64,
     Column("trust_document", Text, nullable=False),
     Column("max_session_duration", Integer, nullable=False, server_default="3600"),
-    Column("created_at", UtcDateTime, nullable=False),
-    UniqueConstraint("account_id", "name"),
 )
 
-ram_policies = Table(
-    "ram_policies",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("document", Text, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    UniqueConstraint("account_id", "name"),
-)
+ram_policies = _account_owned("ram_policies", 128, Column("document", Text, nullable=False))
 
 ram_attachments = Table(
     "ram_attachments",
