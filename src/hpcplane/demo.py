@@ -11,6 +11,7 @@ from hpcplane.store import accounts as account_store
 from hpcplane.wiring import Services
 
 DEMO_NAME = "demo"
+SDK = "alibabacloud-ehpc20180412==4.0.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,9 @@ Demo account {DEMO_NAME} (AccountId {demo.account_id}), cluster {demo.cluster_id
   AccessKeyId:     {demo.access_key_id}
   AccessKeySecret: {demo.access_key_secret}
 
-Call ListTasks with the official SDK (it needs: {python} -m pip install alibabacloud-ehpc20180412==4.0.0):
+Call ListTasks with the official SDK (paste into a shell; the first line installs the SDK if missing):
 
-{python} - <<'PY'
+{python} -m pip install --quiet --disable-pip-version-check {SDK} && {python} - <<'PY'
 from alibabacloud_ehpc20180412.client import Client
 from alibabacloud_ehpc20180412.models import ListTasksRequest
 from alibabacloud_tea_openapi.models import Config
