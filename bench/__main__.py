@@ -1,4 +1,4 @@
-"""`python -m bench` runs the engine benchmark (the only one so far); its options pass through."""
+"""`python -m bench` runs the engine benchmark (`make bench`); `python -m bench.listtasks` runs the other."""
 
 import sys
 

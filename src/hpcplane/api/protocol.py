@@ -7,8 +7,6 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from hpcplane import API_VERSION
-
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json;charset=utf-8"
 REQUEST_ID_HEADER = "x-acs-request-id"
@@ -70,10 +68,6 @@ def build_request(
         secure=secure,
         form=form,
     )
-
-
-def is_supported_version(version: str) -> bool:
-    return version == API_VERSION
 
 
 def render(body: dict[str, object]) -> bytes:

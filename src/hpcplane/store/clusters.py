@@ -20,13 +20,6 @@ def insert_nodes(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(nodes), rows)
 
 
-def cluster_owner(conn: Connection, cluster_id: str) -> str | None:
-    """The account owning a cluster that has not been deleted, or None."""
-    return conn.execute(
-        select(clusters.c.account_id).where(clusters.c.id == cluster_id, clusters.c.deleted_at.is_(None))
-    ).scalar_one_or_none()
-
-
 def cluster_visible_since(conn: Connection, cluster_id: str, account_id: str, since: datetime) -> bool:
     """True when the account owns the cluster and it was not deleted before `since`."""
     row = conn.execute(
