@@ -15,7 +15,7 @@ from hpcplane.domain.tasks import TaskStatus, TaskType
 from hpcplane.engine.worker import Worker
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.services.tasks import record_task
-from hpcplane.store.tables import sts_credentials, tasks
+from hpcplane.store.tables import clusters, sts_credentials, tasks
 from hpcplane.wiring import Services, build_services
 
 TRUST = (
@@ -61,7 +61,10 @@ def test_retention_purges_only_old_history(services: Services) -> None:
     assert worker.housekeep() == (1, 0)
     with services.db.read() as conn:
         left = set(conn.execute(select(tasks.c.task_id)).scalars())
+        counted = conn.execute(select(clusters.c.task_count).where(clusters.c.id == cluster)).scalar_one()
     assert left == {recent, running}
+    # The cluster's count of its rows (ListTasks' TotalCount with Archived=true) follows the purge.
+    assert counted == 2
 
 
 def test_no_retention_keeps_history(services: Services) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 
 from hpcplane.domain.accounts import KeyStatus, Principal
 from hpcplane.domain.errors import ClusterNotFound, DbError, NotEnabled, RedisError
@@ -23,7 +23,7 @@ from hpcplane.store import migrate
 from hpcplane.store.db import Database
 from hpcplane.store.nonces import RedisNonces, SqlNonces
 from hpcplane.store.secrets import SecretBox, SecretKeyMismatch
-from hpcplane.store.tables import access_keys
+from hpcplane.store.tables import access_keys, accounts, clusters
 from hpcplane.store.tasks import NewTask, TaskPage, insert_task, list_tasks
 from hpcplane.wiring import check_secret_key
 from tests.integration.conftest import START, FakeClock
@@ -194,8 +194,26 @@ def test_redis_unreachable_is_redis_error() -> None:
 def add_tasks(
     db: Database, *specs: tuple[int, float, float | None], account: str = "A", cluster: str = "C"
 ) -> None:
-    """Insert tasks in order; each spec is (index, created seconds after START, finished seconds or None)."""
+    """Insert tasks in order; each spec is (index, created seconds after START, finished seconds or None).
+
+    The account and the cluster are created on first use (a cluster belongs to one account)."""
     with db.write() as conn:
+        if conn.execute(select(accounts.c.id).where(accounts.c.id == account)).first() is None:
+            conn.execute(
+                insert(accounts).values(id=account, name=account, ehpc_enabled=True, created_at=START)
+            )
+        if conn.execute(select(clusters.c.id).where(clusters.c.id == cluster)).first() is None:
+            conn.execute(
+                insert(clusters).values(
+                    id=cluster,
+                    account_id=account,
+                    region_id="cn-hangzhou",
+                    name=cluster,
+                    status="running",
+                    created_at=START,
+                    updated_at=START,
+                )
+            )
         for index, created, finished in specs:
             end = None if finished is None else START + timedelta(seconds=finished)
             task = NewTask(
@@ -219,13 +237,14 @@ def page(
     since: float | None = None,
     offset: int = 0,
     limit: int = 50,
-    account: str = "A",
+    cluster: str = "C",
 ) -> TaskPage:
     with db.read() as conn:
+        count = conn.execute(select(clusters.c.task_count).where(clusters.c.id == cluster)).scalar_one()
         return list_tasks(
             conn,
-            account_id=account,
-            cluster_id="C",
+            cluster_id=cluster,
+            cluster_task_count=count,
             task_id=task_id,
             archived=archived,
             current_since=None if since is None else START + timedelta(seconds=since),
@@ -268,16 +287,18 @@ def test_tasks_archived_and_current(db: Database) -> None:
     assert indexes(page(db, archived=True, since=100)) == [4, 3, 2, 1, 0]
 
 
-def test_tasks_by_task_id_and_tenant(db: Database) -> None:
-    """TaskId picks one task whatever its state; another account's tasks on the same ClusterId never show."""
+def test_tasks_by_task_id_and_cluster(db: Database) -> None:
+    """TaskId picks one task whatever its state; another cluster's tasks (here another account's) never
+    show, not even by TaskId; each cluster counts its own rows."""
     add_tasks(db, (0, 0, 5), (1, 1, None))
-    add_tasks(db, (7, 2, None), (8, 3, 4), account="B")
+    add_tasks(db, (7, 2, None), (8, 3, 4), account="B", cluster="D")
     assert indexes(page(db, task_id="A-0", archived=False)) == [0]
     assert page(db, task_id="A-0", archived=False).total == 1
     assert page(db, task_id="B-7").tasks == []
     assert page(db, task_id="nope").total == 0
     assert indexes(page(db)) == [1, 0]
-    assert indexes(page(db, account="B")) == [8, 7]
+    assert indexes(page(db, cluster="D")) == [8, 7]
+    assert (page(db).total, page(db, cluster="D").total) == (2, 2)
 
 
 def _tenant(db: Database, box: SecretBox, clock: FakeClock, name: str) -> tuple[AccountService, Principal]:

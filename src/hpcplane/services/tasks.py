@@ -12,7 +12,6 @@ from hpcplane.clock import Clock
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import ClusterNotFound, NotEnabled
 from hpcplane.domain.tasks import TaskStatus, TaskType
-from hpcplane.store import accounts as account_store
 from hpcplane.store import clusters as cluster_store
 from hpcplane.store import tasks as task_store
 from hpcplane.store.db import Database
@@ -43,25 +42,27 @@ class TaskReader:
 
     def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskPage:
         with self._db.read() as conn:
-            account = account_store.get_account(conn, principal.account.id)
-            if account is None or not account.ehpc_enabled:
+            scope = cluster_store.task_scope(conn, principal.account.id, query.cluster_id)
+            if scope is None or not scope.ehpc_enabled:
                 raise NotEnabled()
             # A deleted cluster's tasks stay readable for a grace period, so DeleteCluster can be watched.
             now = self._clock.now()
-            if not cluster_store.cluster_visible_since(conn, query.cluster_id, account.id, now - self._grace):
+            if not scope.cluster_found or (
+                scope.deleted_at is not None and scope.deleted_at < now - self._grace
+            ):
                 raise ClusterNotFound()
             current_since = None
             if self._archive_delay > 0:
                 current_since = now - timedelta(seconds=self._archive_delay)
             return task_store.list_tasks(
                 conn,
-                account_id=account.id,
                 cluster_id=query.cluster_id,
                 task_id=query.task_id,
                 archived=query.archived,
                 current_since=current_since,
                 offset=(query.page_number - 1) * query.page_size,
                 limit=query.page_size,
+                cluster_task_count=scope.task_count,
             )
 
 

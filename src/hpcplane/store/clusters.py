@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
-from hpcplane.store.tables import clusters, nodes
+from hpcplane.store.tables import accounts, clusters, nodes
 
 
 def insert_cluster(conn: Connection, values: Mapping[str, Any]) -> None:
@@ -26,6 +27,33 @@ def cluster_visible_since(conn: Connection, cluster_id: str, account_id: str, si
         select(clusters.c.deleted_at).where(clusters.c.id == cluster_id, clusters.c.account_id == account_id)
     ).first()
     return row is not None and (row.deleted_at is None or row.deleted_at >= since)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScope:
+    """What ListTasks checks before reading tasks, read in one statement: the account's E-HPC flag and,
+    when the account owns the cluster, the cluster's deletion time and its count of task rows."""
+
+    ehpc_enabled: bool
+    cluster_found: bool
+    deleted_at: datetime | None
+    task_count: int
+
+
+def task_scope(conn: Connection, account_id: str, cluster_id: str) -> TaskScope | None:
+    """None when the account does not exist."""
+    row = conn.execute(
+        select(accounts.c.ehpc_enabled, clusters.c.id, clusters.c.deleted_at, clusters.c.task_count)
+        .select_from(
+            accounts.outerjoin(
+                clusters, and_(clusters.c.id == cluster_id, clusters.c.account_id == accounts.c.id)
+            )
+        )
+        .where(accounts.c.id == account_id)
+    ).first()
+    if row is None:
+        return None
+    return TaskScope(bool(row.ehpc_enabled), row.id is not None, row.deleted_at, row.task_count or 0)
 
 
 def lock_cluster(conn: Connection, cluster_id: str, account_id: str) -> dict[str, Any] | None:

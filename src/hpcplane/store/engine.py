@@ -7,6 +7,7 @@ The task row is the only queue. A claim bumps `lease_token`; every later write o
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
 
 from hpcplane.domain.tasks import TaskType
-from hpcplane.store.tables import tasks
+from hpcplane.store.tables import clusters, tasks
 from hpcplane.store.types import UtcDateTime
 
 NOTIFY_CHANNEL = "hpcplane_tasks"
@@ -184,8 +185,21 @@ def task_finished(conn: Connection, task_id: str) -> bool:
 
 
 def purge_history(conn: Connection, before: datetime) -> int:
-    """Delete tasks that ended before `before` (the retention period)."""
-    return conn.execute(delete(tasks).where(tasks.c.finished_at < before)).rowcount or 0
+    """Delete tasks that ended before `before` (the retention period), and uncount them on their clusters.
+
+    The counts come from the rows this DELETE removed, so two purges racing never uncount a row twice."""
+    deleted = Counter(
+        conn.execute(
+            delete(tasks).where(tasks.c.finished_at < before).returning(tasks.c.cluster_id)
+        ).scalars()
+    )
+    for cluster_id, count in sorted(deleted.items()):
+        conn.execute(
+            update(clusters)
+            .where(clusters.c.id == cluster_id)
+            .values(task_count=clusters.c.task_count - count)
+        )
+    return sum(deleted.values())
 
 
 def notify(conn: Connection) -> None:

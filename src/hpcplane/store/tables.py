@@ -107,6 +107,9 @@ clusters = Table(
     Column("deleted_at", UtcDateTime, nullable=True),
     # The cluster-level task (create, start, stop, delete) now running on it, if any.
     Column("task_id", String(64), nullable=True),
+    # How many task rows the cluster has (kept with every insert and purge): ListTasks' TotalCount with
+    # Archived=true without counting, whatever the history's size.
+    Column("task_count", BigInteger, nullable=False, server_default="0"),
     Index(None, "account_id", "created_at"),
 )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from hpcplane.domain.tasks import TaskStatus, TaskType, TaskView
-from hpcplane.store.tables import tasks
+from hpcplane.store.tables import clusters, tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,10 @@ class NewTask:
 
 
 def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
+    """Write the task and count it on its cluster, in the caller's transaction."""
+    conn.execute(
+        update(clusters).where(clusters.c.id == task.cluster_id).values(task_count=clusters.c.task_count + 1)
+    )
     conn.execute(
         insert(tasks).values(
             task_id=task.task_id,
@@ -106,20 +110,23 @@ class TaskPage:
 def list_tasks(
     conn: Connection,
     *,
-    account_id: str,
     cluster_id: str,
     task_id: str | None,
     archived: bool,
     current_since: datetime | None,
     offset: int,
     limit: int,
+    cluster_task_count: int,
 ) -> TaskPage:
-    """A cluster's tasks, newest first (ties by insertion order).
+    """A cluster's tasks, newest first (ties by insertion order); the caller has checked it owns the cluster.
 
     `task_id` selects one task whatever its state. Otherwise `archived` includes history; without it only
     current tasks count: those still running, and those that ended after `current_since` when given.
+    With `archived` the total is the cluster's own count of its rows (`cluster_task_count`); otherwise it
+    is counted on an index of the few tasks still running. Every filter is on `cluster_id` (a cluster's
+    tasks are its owner's), so counting and skipping deep pages read the index alone, never the rows.
     """
-    where: list[ColumnElement[bool]] = [tasks.c.cluster_id == cluster_id, tasks.c.account_id == account_id]
+    where: list[ColumnElement[bool]] = [tasks.c.cluster_id == cluster_id]
     if task_id is not None:
         where.append(tasks.c.task_id == task_id)
     elif not archived and current_since is None:
@@ -127,13 +134,23 @@ def list_tasks(
     elif not archived:
         where.append(or_(tasks.c.finished_at.is_(None), tasks.c.finished_at > current_since))
     condition = and_(*where)
-    total = conn.execute(select(func.count()).select_from(tasks).where(condition)).scalar_one()
-    rows = conn.execute(
-        select(*_COLUMNS)
+    if archived and task_id is None:
+        total = cluster_task_count
+    else:
+        total = conn.execute(select(func.count()).select_from(tasks).where(condition)).scalar_one()
+    if offset >= total:
+        return TaskPage(tasks=[], total=total)
+    # The page's keys first, from the index alone, then just those rows.
+    keys = (
+        select(tasks.c.seq)
         .where(condition)
         .order_by(tasks.c.created_at.desc(), tasks.c.seq.desc())
         .offset(offset)
         .limit(limit)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(*_COLUMNS).where(tasks.c.seq.in_(keys)).order_by(tasks.c.created_at.desc(), tasks.c.seq.desc())
     )
     views = [
         TaskView(
