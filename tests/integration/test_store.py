@@ -241,8 +241,9 @@ def page(
 ) -> TaskPage:
     with db.read() as conn:
         count = conn.execute(select(clusters.c.task_count).where(clusters.c.id == cluster)).scalar_one()
+    with db.driver() as driver:
         return list_tasks(
-            conn,
+            driver,
             cluster_id=cluster,
             cluster_task_count=count,
             task_id=task_id,

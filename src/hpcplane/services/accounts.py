@@ -132,11 +132,11 @@ class StoreKeyDirectory:
         self._box = box
 
     def lookup(self, access_key_id: str) -> tuple[AccessKey, Account] | None:
+        if not access_key_id.startswith("STS."):
+            with self._db.driver() as driver:
+                return store.key_and_account(driver, self._box, access_key_id)
         with self._db.read() as conn:
-            if access_key_id.startswith("STS."):
-                key = ram_store.get_sts_key(conn, self._box, access_key_id)
-            else:
-                key = store.get_key(conn, self._box, access_key_id)
+            key = ram_store.get_sts_key(conn, self._box, access_key_id)
             if key is None:
                 return None
             account = store.get_account(conn, key.account_id)

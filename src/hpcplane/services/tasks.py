@@ -41,8 +41,8 @@ class TaskReader:
         self._grace = timedelta(seconds=deleted_cluster_grace)
 
     def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskPage:
-        with self._db.read() as conn:
-            scope = cluster_store.task_scope(conn, principal.account.id, query.cluster_id)
+        with self._db.driver() as driver:
+            scope = cluster_store.task_scope(driver, principal.account.id, query.cluster_id)
             if scope is None or not scope.ehpc_enabled:
                 raise NotEnabled()
             # A deleted cluster's tasks stay readable for a grace period, so DeleteCluster can be watched.
@@ -55,7 +55,7 @@ class TaskReader:
             if self._archive_delay > 0:
                 current_since = now - timedelta(seconds=self._archive_delay)
             return task_store.list_tasks(
-                conn,
+                driver,
                 cluster_id=query.cluster_id,
                 task_id=query.task_id,
                 archived=query.archived,

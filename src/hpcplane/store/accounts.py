@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, or_, select, update
 
 from hpcplane.domain.accounts import AccessKey, Account, KeyStatus
+from hpcplane.store.db import Driver
 from hpcplane.store.secrets import SecretBox
 from hpcplane.store.tables import access_keys, accounts, meta, ram_users
 
@@ -104,6 +105,30 @@ def get_key(conn: Connection, box: SecretBox, key_id: str) -> AccessKey | None:
         secret=box.open(row.secret_enc),
         status=KeyStatus(row.status),
     )
+
+
+_KEY_AND_ACCOUNT = (
+    "SELECT k.id, k.account_id, k.user_id, k.secret_enc, k.status, u.name, a.name, a.ehpc_enabled"
+    " FROM access_keys k JOIN accounts a ON a.id = k.account_id"
+    " LEFT OUTER JOIN ram_users u ON u.id = k.user_id WHERE k.id = ?"
+)
+
+
+def key_and_account(driver: Driver, box: SecretBox, key_id: str) -> tuple[AccessKey, Account] | None:
+    """A permanent AccessKey with its secret decrypted, and its account: one indexed read per request."""
+    row = driver.execute(_KEY_AND_ACCOUNT, (key_id,)).fetchone()
+    if row is None:
+        return None
+    key_id, account_id, user_id, secret_enc, status, user_name, account_name, enabled = row
+    key = AccessKey(
+        id=key_id,
+        account_id=account_id,
+        user_id=user_id,
+        user_name=user_name,
+        secret=box.open(secret_enc),
+        status=KeyStatus(status),
+    )
+    return key, Account(id=account_id, name=account_name, ehpc_enabled=bool(enabled))
 
 
 def list_keys(conn: Connection, box: SecretBox, account_id: str) -> list[AccessKey]:

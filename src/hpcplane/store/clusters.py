@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
-from hpcplane.store.tables import accounts, clusters, nodes
+from hpcplane.store.db import Driver
+from hpcplane.store.tables import clusters, nodes
 
 
 def insert_cluster(conn: Connection, values: Mapping[str, Any]) -> None:
@@ -40,20 +41,19 @@ class TaskScope:
     task_count: int
 
 
-def task_scope(conn: Connection, account_id: str, cluster_id: str) -> TaskScope | None:
+_TASK_SCOPE = (
+    "SELECT a.ehpc_enabled, c.id, c.deleted_at, c.task_count FROM accounts a"
+    " LEFT OUTER JOIN clusters c ON c.id = ? AND c.account_id = a.id WHERE a.id = ?"
+)
+
+
+def task_scope(driver: Driver, account_id: str, cluster_id: str) -> TaskScope | None:
     """None when the account does not exist."""
-    row = conn.execute(
-        select(accounts.c.ehpc_enabled, clusters.c.id, clusters.c.deleted_at, clusters.c.task_count)
-        .select_from(
-            accounts.outerjoin(
-                clusters, and_(clusters.c.id == cluster_id, clusters.c.account_id == accounts.c.id)
-            )
-        )
-        .where(accounts.c.id == account_id)
-    ).first()
+    row = driver.execute(_TASK_SCOPE, (cluster_id, account_id)).fetchone()
     if row is None:
         return None
-    return TaskScope(bool(row.ehpc_enabled), row.id is not None, row.deleted_at, row.task_count or 0)
+    enabled, found, deleted_at, task_count = row
+    return TaskScope(bool(enabled), found is not None, driver.time(deleted_at), task_count or 0)
 
 
 def lock_cluster(conn: Connection, cluster_id: str, account_id: str) -> dict[str, Any] | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, exc
@@ -25,6 +26,63 @@ _STORE_FAILURES = (
     sqlite3.OperationalError,
     psycopg.OperationalError,
 )
+
+
+class DriverCursor(Protocol):
+    """What sqlite3 and psycopg cursors have in common, as the hot statements use it."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Driver:
+    """The bare DBAPI connection inside a transaction, for the few statements run on every request.
+
+    Building a SQLAlchemy statement and its result costs more than running these indexed statements, so
+    they are plain SQL strings kept in the store's modules, written with `?` marks and run here in the
+    driver's own parameter style; times are bound and read back as the UtcDateTime columns keep them.
+    """
+
+    def __init__(self, connection: Any, is_sqlite: bool) -> None:
+        self._connection = connection
+        self._is_sqlite = is_sqlite
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
+        cursor: DriverCursor = self._connection.execute(
+            sql if self._is_sqlite else _pyformat(sql), [_bind(v, self._is_sqlite) for v in params]
+        )
+        return cursor
+
+    @staticmethod
+    def time(value: Any) -> datetime | None:
+        """A time read from a UtcDateTime column, as an aware UTC datetime."""
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(moment, datetime)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_PYFORMAT: dict[str, str] = {}
+
+
+def _pyformat(sql: str) -> str:
+    """`?` marks to psycopg's `%s` (the hot statements hold neither `%` nor a literal `?`)."""
+    converted = _PYFORMAT.get(sql)
+    if converted is None:
+        converted = _PYFORMAT[sql] = sql.replace("?", "%s")
+    return converted
+
+
+def _bind(value: Any, is_sqlite: bool) -> Any:
+    """Aware datetimes as UtcDateTime keeps them: naive UTC, and on SQLite the text SQLAlchemy writes."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a hot statement")
+    naive = value.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(sep=" ", timespec="microseconds") if is_sqlite else naive
 
 
 class Database:
@@ -49,20 +107,21 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        with self._single_writer(True), self._transaction("IMMEDIATE") as conn:
+            yield conn
 
-        SQLite has one writer at a time; threads of this process queue on a lock instead of polling the
-        file lock (SQLite's busy handler sleeps in growing steps, which starves busy writers).
-        """
-        if not self.is_sqlite:
-            with self._transaction("IMMEDIATE") as conn:
-                yield conn
+    @contextmanager
+    def _single_writer(self, write: bool) -> Iterator[None]:
+        """SQLite has one writer at a time; threads of this process queue on a lock instead of polling the
+        file lock (SQLite's busy handler sleeps in growing steps, which starves busy writers)."""
+        if not (write and self.is_sqlite):
+            yield
             return
         if not self._writer.acquire(timeout=self.timeout):
             raise DbError() from TimeoutError("waited too long for this process's SQLite writer")
         try:
-            with self._transaction("IMMEDIATE") as conn:
-                yield conn
+            yield
         finally:
             self._writer.release()
 
@@ -71,6 +130,35 @@ class Database:
         """A read-only transaction (a consistent snapshot)."""
         with self._transaction("DEFERRED") as conn:
             yield conn
+
+    @contextmanager
+    def driver(self, *, write: bool = False) -> Iterator[Driver]:
+        """A transaction on the bare driver connection (see Driver); `write` as for `write()`."""
+        with self._single_writer(write), self._driver_transaction(write) as driver:
+            yield driver
+
+    @contextmanager
+    def _driver_transaction(self, write: bool) -> Iterator[Driver]:
+        try:
+            pooled = self.engine.raw_connection()
+        except (*_STORE_FAILURES, exc.DBAPIError) as error:
+            raise DbError() from error
+        connection = pooled.driver_connection
+        try:
+            if self.is_sqlite:
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")  # type: ignore[union-attr]
+            yield Driver(connection, self.is_sqlite)
+            connection.commit()  # type: ignore[union-attr]
+        except _STORE_FAILURES as error:
+            _rollback(connection)
+            if not self.is_sqlite:
+                pooled.invalidate(error)  # a broken server connection is not given back to the pool
+            raise DbError() from error
+        except BaseException:
+            _rollback(connection)
+            raise
+        finally:
+            pooled.close()
 
     @contextmanager
     def _transaction(self, sqlite_mode: str) -> Iterator[Connection]:
@@ -90,6 +178,11 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _rollback(connection: Any) -> None:
+    with suppress(Exception):  # the connection is already failing; the first error is the one raised
+        connection.rollback()
 
 
 def _sqlite_engine(url: str, timeout: float) -> Engine:

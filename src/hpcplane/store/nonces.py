@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hpcplane.domain.errors import RedisError
 from hpcplane.store.db import Database
-from hpcplane.store.tables import nonces
 
 _PURGE_EVERY = 1000
+
+
+_REMEMBER = (
+    "INSERT INTO nonces (access_key_id, nonce, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+    " WHERE nonces.expires_at < ? RETURNING nonce"
+)
+_PURGE = "DELETE FROM nonces WHERE expires_at < ?"
 
 
 class SqlNonces:
@@ -21,25 +25,19 @@ class SqlNonces:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = pg_insert if db.is_postgres else sqlite_insert
         self._since_purge = 0
 
     def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool:
-        """Record the nonce; False when it was already recorded and has not expired."""
-        insert = self._insert(nonces).values(
-            access_key_id=access_key_id, nonce=nonce, expires_at=now + timedelta(seconds=ttl)
-        )
-        stmt = insert.on_conflict_do_update(
-            index_elements=[nonces.c.access_key_id, nonces.c.nonce],
-            set_={"expires_at": insert.excluded.expires_at},
-            where=nonces.c.expires_at < now,
-        ).returning(nonces.c.nonce)
-        with self._db.write() as conn:
-            fresh = conn.execute(stmt).first() is not None
+        """Record the nonce; False when it was already recorded and has not expired.
+
+        One upsert, on the bare driver: it runs on every request."""
+        expires = now + timedelta(seconds=ttl)
+        with self._db.driver(write=True) as driver:
+            fresh = driver.execute(_REMEMBER, (access_key_id, nonce, expires, now)).fetchone() is not None
             self._since_purge += 1
             if self._since_purge >= _PURGE_EVERY:
                 self._since_purge = 0
-                conn.execute(delete(nonces).where(nonces.c.expires_at < now))
+                driver.execute(_PURGE, (now,))
         return fresh
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -38,6 +39,12 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def open(self, token: str) -> str:
+        """The secret sealed in `token`; each token is decrypted once per process (every request reads
+        its key's), and a token is only ever sealed by this key."""
+        return self._open(token)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 (one box per process, alive as long as it)
+    def _open(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as error:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from hpcplane.domain.tasks import TaskStatus, TaskType, TaskView
+from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, tasks
 
 
@@ -85,18 +86,16 @@ def find_by_client_token(
     return TokenHit(row.task_id, row.cluster_id, row.params_hash, row.state) if row else None
 
 
-_COLUMNS = (
-    tasks.c.task_id,
-    tasks.c.cluster_id,
-    tasks.c.task_type,
-    tasks.c.status,
-    tasks.c.current_step,
-    tasks.c.total_steps,
-    tasks.c.result,
-    tasks.c.errors,
-    tasks.c.request,
-    tasks.c.created_at,
+_PAGE = (
+    "SELECT task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request,"
+    " created_at FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE cluster_id = ?{filter}"
+    " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?) ORDER BY created_at DESC, seq DESC"
 )
+_COUNT = "SELECT COUNT(*) FROM tasks WHERE cluster_id = ?{filter}"
+# The filters beside cluster_id: one task; the running ones; the running and recently ended ones.
+_BY_ID = " AND task_id = ?"
+_RUNNING = " AND finished_at IS NULL"
+_CURRENT = " AND (finished_at IS NULL OR finished_at > ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +107,7 @@ class TaskPage:
 
 
 def list_tasks(
-    conn: Connection,
+    driver: Driver,
     *,
     cluster_id: str,
     task_id: str | None,
@@ -123,48 +122,42 @@ def list_tasks(
     `task_id` selects one task whatever its state. Otherwise `archived` includes history; without it only
     current tasks count: those still running, and those that ended after `current_since` when given.
     With `archived` the total is the cluster's own count of its rows (`cluster_task_count`); otherwise it
-    is counted on an index of the few tasks still running. Every filter is on `cluster_id` (a cluster's
-    tasks are its owner's), so counting and skipping deep pages read the index alone, never the rows.
+    is counted on the index of the few tasks still running. Every filter is on `cluster_id` (a cluster's
+    tasks are its owner's), so counting and skipping to a deep page read the index alone, never the rows.
     """
-    where: list[ColumnElement[bool]] = [tasks.c.cluster_id == cluster_id]
-    if task_id is not None:
-        where.append(tasks.c.task_id == task_id)
-    elif not archived and current_since is None:
-        where.append(tasks.c.finished_at.is_(None))
-    elif not archived:
-        where.append(or_(tasks.c.finished_at.is_(None), tasks.c.finished_at > current_since))
-    condition = and_(*where)
+    where, params = _filter(cluster_id, task_id, archived, current_since)
     if archived and task_id is None:
         total = cluster_task_count
     else:
-        total = conn.execute(select(func.count()).select_from(tasks).where(condition)).scalar_one()
+        total = int(driver.execute(_COUNT.format(filter=where), params).fetchone()[0])
     if offset >= total:
         return TaskPage(tasks=[], total=total)
-    # The page's keys first, from the index alone, then just those rows.
-    keys = (
-        select(tasks.c.seq)
-        .where(condition)
-        .order_by(tasks.c.created_at.desc(), tasks.c.seq.desc())
-        .offset(offset)
-        .limit(limit)
-        .scalar_subquery()
-    )
-    rows = conn.execute(
-        select(*_COLUMNS).where(tasks.c.seq.in_(keys)).order_by(tasks.c.created_at.desc(), tasks.c.seq.desc())
-    )
+    rows = driver.execute(_PAGE.format(filter=where), (*params, limit, offset)).fetchall()
     views = [
         TaskView(
-            task_id=row.task_id,
-            cluster_id=row.cluster_id,
-            task_type=TaskType(row.task_type),
-            status=TaskStatus(row.status),
-            current_step=row.current_step,
-            total_steps=row.total_steps,
-            result=row.result,
-            errors=row.errors,
-            request=row.request,
-            created_at=row.created_at,
+            task_id=row[0],
+            cluster_id=row[1],
+            task_type=TaskType(row[2]),
+            status=TaskStatus(row[3]),
+            current_step=row[4],
+            total_steps=row[5],
+            result=row[6],
+            errors=row[7],
+            request=row[8],
+            created_at=driver.time(row[9]),  # type: ignore[arg-type]
         )
         for row in rows
     ]
     return TaskPage(tasks=views, total=total)
+
+
+def _filter(
+    cluster_id: str, task_id: str | None, archived: bool, current_since: datetime | None
+) -> tuple[str, tuple[object, ...]]:
+    if task_id is not None:
+        return _BY_ID, (cluster_id, task_id)
+    if archived:
+        return "", (cluster_id,)
+    if current_since is None:
+        return _RUNNING, (cluster_id,)
+    return _CURRENT, (cluster_id, current_since)
