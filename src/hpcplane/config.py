@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, description="Fernet key for AccessKey secrets at rest")
     region: str = "cn-hangzhou"
     max_concurrency: int = Field(default=256, ge=1, description="requests in flight before 503")
+    api_threads: int = Field(default=32, ge=1, description="threads that run calls' store work")
     db_timeout: float = Field(default=5.0, gt=0, description="seconds: connect, lock and statement limit")
     db_pool_size: int = Field(default=10, ge=1)
     timestamp_skew: int = Field(default=900, ge=1, description="seconds a request's time may differ")

@@ -30,7 +30,7 @@ class _Server(uvicorn.Server):
 
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
-    app = create_app(services)
+    app = create_app(services, threads=settings.api_threads)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
     )

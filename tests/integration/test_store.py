@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, inspect, select
@@ -24,9 +25,11 @@ from hpcplane.store.db import Database
 from hpcplane.store.nonces import RedisNonces, SqlNonces
 from hpcplane.store.secrets import SecretBox, SecretKeyMismatch
 from hpcplane.store.tables import access_keys, accounts, clusters
+from hpcplane.store.tables import nonces as nonces_table
 from hpcplane.store.tasks import NewTask, TaskPage, insert_task, list_tasks
 from hpcplane.wiring import check_secret_key
 from tests.integration.conftest import START, FakeClock
+from tests.support.backends import PgDatabases
 
 # --- schema ------------------------------------------------------------------------------------
 
@@ -163,6 +166,43 @@ def test_sql_nonces(db: Database) -> None:
     assert not nonces.remember("ak", "n1", START + timedelta(seconds=62), 60)
     assert nonces.remember("ak2", "n1", START, 60)
     assert nonces.remember("ak", "n2", START, 60)
+
+
+def test_sql_nonces_purge_expired(db: Database) -> None:
+    """Every 1000th nonce also deletes the expired ones; a purged nonce is fresh again."""
+    nonces = SqlNonces(db)
+    assert nonces.remember("ak", "old", START, 60)
+    later = START + timedelta(seconds=120)
+    for n in range(999):
+        assert nonces.remember("ak", f"n{n}", later, 60)
+    with db.read() as conn:
+        keys = set(conn.execute(select(nonces_table.c.nonce)).scalars())
+    assert "old" not in keys
+    assert len(keys) == 999
+
+
+@pytest.mark.postgres
+def test_idle_connection_killed_by_the_server_costs_no_failed_call(
+    pg_databases: PgDatabases, box: SecretBox
+) -> None:
+    """A pooled PostgreSQL connection that sat idle is checked before use: the server ending it (a restart,
+    an idle timeout) costs no failed call on the hot path."""
+    db = Database(pg_databases.create(), timeout=5.0, pool_size=2)
+    migrate.upgrade(db)
+    clock = FakeClock()
+    service, directory = AccountService(db, box, clock), StoreKeyDirectory(db, box)
+    issued = service.create_account("pinged")
+    assert directory.lookup(issued.access_key_id) is not None
+    admin = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    time.sleep(1.2)  # longer than the pool's idle threshold
+    assert directory.lookup(issued.access_key_id) is not None
+    assert SqlNonces(db).remember(issued.access_key_id, "after-restart", clock.now(), 60)
+    db.dispose()
 
 
 @pytest.mark.redis

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
@@ -16,8 +17,13 @@ V3_ALGORITHMS = ("ACS3-HMAC-SHA256", "ACS3-HMAC-SM3")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def enc(value: str) -> str:
     """RFC 3986 percent-encoding of UTF-8: only A-Z a-z 0-9 - _ . ~ stay literal."""
+    if _UNRESERVED.fullmatch(value):  # most names and values: nothing to encode (half the cost of quote)
+        return value
     return quote(value, safe="-_.~")
 
 

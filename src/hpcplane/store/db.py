@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,20 +38,22 @@ class DriverCursor(Protocol):
 
 
 class Driver:
-    """The bare DBAPI connection inside a transaction, for the few statements run on every request.
+    """A bare DBAPI connection in autocommit mode, for the few statements run on every request.
 
     Building a SQLAlchemy statement and its result costs more than running these indexed statements, so
     they are plain SQL strings kept in the store's modules, written with `?` marks and run here in the
     driver's own parameter style; times are bound and read back as the UtcDateTime columns keep them.
+    Each statement is its own transaction (no BEGIN/COMMIT round trips): use it only for statements that
+    stand alone, and `Database.read()`/`write()` for anything that must be atomic.
     """
 
     def __init__(self, connection: Any, is_sqlite: bool) -> None:
         self._connection = connection
-        self._is_sqlite = is_sqlite
+        self.is_sqlite = is_sqlite
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
         cursor: DriverCursor = self._connection.execute(
-            sql if self._is_sqlite else _pyformat(sql), [_bind(v, self._is_sqlite) for v in params]
+            sql if self.is_sqlite else _pyformat(sql), [_bind(v, self.is_sqlite) for v in params]
         )
         return cursor
 
@@ -133,31 +136,29 @@ class Database:
 
     @contextmanager
     def driver(self, *, write: bool = False) -> Iterator[Driver]:
-        """A transaction on the bare driver connection (see Driver); `write` as for `write()`."""
-        with self._single_writer(write), self._driver_transaction(write) as driver:
+        """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer."""
+        with self._single_writer(write), self._autocommit() as driver:
             yield driver
 
     @contextmanager
-    def _driver_transaction(self, write: bool) -> Iterator[Driver]:
+    def _autocommit(self) -> Iterator[Driver]:
         try:
             pooled = self.engine.raw_connection()
         except (*_STORE_FAILURES, exc.DBAPIError) as error:
             raise DbError() from error
-        connection = pooled.driver_connection
+        connection: Any = pooled.driver_connection
         try:
-            if self.is_sqlite:
-                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")  # type: ignore[union-attr]
+            # SQLite's connections are in autocommit mode already (isolation_level None, see below).
+            if not self.is_sqlite:
+                connection.autocommit = True
             yield Driver(connection, self.is_sqlite)
-            connection.commit()  # type: ignore[union-attr]
         except _STORE_FAILURES as error:
-            _rollback(connection)
             if not self.is_sqlite:
                 pooled.invalidate(error)  # a broken server connection is not given back to the pool
             raise DbError() from error
-        except BaseException:
-            _rollback(connection)
-            raise
         finally:
+            if not self.is_sqlite and not connection.closed:
+                connection.autocommit = False
             pooled.close()
 
     @contextmanager
@@ -178,11 +179,6 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def _rollback(connection: Any) -> None:
-    with suppress(Exception):  # the connection is already failing; the first error is the one raised
-        connection.rollback()
 
 
 def _sqlite_engine(url: str, timeout: float) -> Engine:
@@ -227,13 +223,34 @@ def _server_engine(url: str, timeout: float, pool_size: int, *, relaxed: bool = 
             "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"
             + (" -c synchronous_commit=off" if relaxed else ""),
         }
-    return create_engine(
+    engine = create_engine(
         url,
         connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_timeout=timeout,
-        # The API checks connections before use (a restarted database costs no failed call); the
-        # engine's steps retry on a store failure anyway, and save the round trip.
-        pool_pre_ping=not relaxed,
     )
+    if not relaxed:
+        # The API checks a connection that sat idle before using it (a restarted database costs no
+        # failed call); one in use within the last second is not checked, which saves a round trip on
+        # almost every checkout under load. The engine's steps retry on a store failure anyway.
+        _ping_when_idle(engine, seconds=1.0)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["hpcplane_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("hpcplane_checked_in")
+        if since is None or time.monotonic() - since < seconds:
+            return  # new, or in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError() from error  # the pool replaces it and tries again
+        if not alive:
+            raise exc.DisconnectionError()

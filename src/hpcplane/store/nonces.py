@@ -17,6 +17,13 @@ _REMEMBER = (
     " ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
     " WHERE nonces.expires_at < ? RETURNING nonce"
 )
+# The same; on PostgreSQL its transaction (the statement's own) commits without waiting for the disk.
+_REMEMBER_PG = (
+    "INSERT INTO nonces (access_key_id, nonce, expires_at) SELECT ?, ?, ?"
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+    " ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+    " WHERE nonces.expires_at < ? RETURNING nonce"
+)
 _PURGE = "DELETE FROM nonces WHERE expires_at < ?"
 
 
@@ -25,15 +32,21 @@ class SqlNonces:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._remember = _REMEMBER if db.is_sqlite else _REMEMBER_PG
         self._since_purge = 0
 
     def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool:
         """Record the nonce; False when it was already recorded and has not expired.
 
-        One upsert, on the bare driver: it runs on every request."""
+        One statement on the bare driver, as it runs on every request. Its commit does not wait for the
+        disk (SQLite in WAL mode with synchronous=NORMAL, PostgreSQL with synchronous_commit off): a
+        database crash may forget the nonces of its last moments, as a Redis restart forgets them all;
+        the timestamp window still bounds any replay."""
         expires = now + timedelta(seconds=ttl)
         with self._db.driver(write=True) as driver:
-            fresh = driver.execute(_REMEMBER, (access_key_id, nonce, expires, now)).fetchone() is not None
+            fresh = (
+                driver.execute(self._remember, (access_key_id, nonce, expires, now)).fetchone() is not None
+            )
             self._since_purge += 1
             if self._since_purge >= _PURGE_EVERY:
                 self._since_purge = 0
