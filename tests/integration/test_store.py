@@ -317,6 +317,20 @@ def test_tasks_paging(db: Database) -> None:
     assert {p.total for p in pages} == {7}
 
 
+def test_tasks_every_page_of_a_long_history(db: Database) -> None:
+    """Any page equals the slice of the full newest-first order (ties by insertion), whether it is read
+    from the start, from the end (past the middle), straight or keyed on the index (far from both)."""
+    specs = [(i, i // 3, None if i % 4 == 0 else i) for i in range(260)]
+    add_tasks(db, *specs)
+    order = [i for i, _, _ in sorted(specs, key=lambda spec: (spec[1], spec[0]), reverse=True)]
+    running = [i for i in order if i % 4 == 0]
+    for offset, limit in ((0, 10), (5, 7), (95, 10), (101, 3), (120, 20), (150, 50), (249, 10), (255, 10)):
+        assert indexes(page(db, offset=offset, limit=limit)) == order[offset : offset + limit]
+        assert page(db, offset=offset, limit=limit).total == 260
+    for offset in (0, 30, 60, 64, 65):
+        assert indexes(page(db, archived=False, offset=offset, limit=10)) == running[offset : offset + 10]
+
+
 def test_tasks_archived_and_current(db: Database) -> None:
     """Archived lists all; otherwise running tasks only, plus those that ended after current_since."""
     add_tasks(db, (0, 0, None), (1, 1, 10), (2, 2, 50), (3, 3, None), (4, 4, 30))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -86,11 +87,19 @@ def find_by_client_token(
     return TokenHit(row.task_id, row.cluster_id, row.params_hash, row.state) if row else None
 
 
-_PAGE = (
-    "SELECT task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request,"
-    " created_at FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE cluster_id = ?{filter}"
-    " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?) ORDER BY created_at DESC, seq DESC"
+_COLUMNS = (
+    "task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request, created_at"
 )
+# A page near the start of the order: read straight off the index, rows fetched as they come.
+_PAGE_NEAR = "SELECT {columns} FROM tasks WHERE cluster_id = ?{filter} ORDER BY {order} LIMIT ? OFFSET ?"
+# A page far into it: the keys are found on the index alone (skipping visits no row), then the rows.
+_PAGE_FAR = (
+    "SELECT {columns} FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE cluster_id = ?{filter}"
+    " ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}"
+)
+_NEWEST_FIRST = "created_at DESC, seq DESC"
+_OLDEST_FIRST = "created_at ASC, seq ASC"
+_FAR = 100
 _COUNT = "SELECT COUNT(*) FROM tasks WHERE cluster_id = ?{filter}"
 # The filters beside cluster_id: one task; the running ones; the running and recently ended ones.
 _BY_ID = " AND task_id = ?"
@@ -132,7 +141,7 @@ def list_tasks(
         total = int(driver.execute(_COUNT.format(filter=where), params).fetchone()[0])
     if offset >= total:
         return TaskPage(tasks=[], total=total)
-    rows = driver.execute(_PAGE.format(filter=where), (*params, limit, offset)).fetchall()
+    rows = _page_rows(driver, where, params, offset, min(limit, total - offset), total)
     views = [
         TaskView(
             task_id=row[0],
@@ -149,6 +158,22 @@ def list_tasks(
         for row in rows
     ]
     return TaskPage(tasks=views, total=total)
+
+
+def _page_rows(
+    driver: Driver, where: str, params: tuple[object, ...], offset: int, limit: int, total: int
+) -> list[Any]:
+    """The rows [offset, offset + limit) of the newest-first order of `total` matches.
+
+    A page past the middle is read from the other end (oldest first, then reversed), so a deep page costs
+    what the page as far from the end costs: PageNumber=999 of a long history is as cheap as page 1.
+    """
+    from_end = total - offset - limit
+    order = _NEWEST_FIRST if offset <= from_end else _OLDEST_FIRST
+    skip = min(offset, from_end)
+    sql = (_PAGE_FAR if skip > _FAR else _PAGE_NEAR).format(columns=_COLUMNS, filter=where, order=order)
+    rows = driver.execute(sql, (*params, limit, skip)).fetchall()
+    return rows if order is _NEWEST_FIRST else rows[::-1]
 
 
 def _filter(
