@@ -173,7 +173,7 @@ def _page_rows(
     skip = min(offset, from_end)
     sql = (_PAGE_FAR if skip > _FAR else _PAGE_NEAR).format(columns=_COLUMNS, filter=where, order=order)
     rows = driver.execute(sql, (*params, limit, skip)).fetchall()
-    return rows if order is _NEWEST_FIRST else rows[::-1]
+    return rows if order == _NEWEST_FIRST else rows[::-1]
 
 
 def _filter(
