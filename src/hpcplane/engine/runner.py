@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 
 import structlog
+from sqlalchemy import Connection
 
 from hpcplane.clock import Clock
 from hpcplane.domain.errors import DbError
@@ -15,7 +17,7 @@ from hpcplane.domain.tasks import TaskStatus
 from hpcplane.engine import steps
 from hpcplane.providers.base import Provider
 from hpcplane.store import engine as store
-from hpcplane.store.db import Database
+from hpcplane.store.db import Database, Driver
 from hpcplane.store.engine import Lease
 
 log = structlog.get_logger("hpcplane.engine")
@@ -109,13 +111,23 @@ class Engine:
                 pause = min(pause * 2, 2.0)
 
     def _step(self, lease: Lease, index: int) -> bool:
-        """One step in one transaction; True when the next step is due at once and the lease is kept."""
+        """One step in one transaction; True when the next step is due at once and the lease is kept.
+
+        The transaction begins when the step first touches the store; a step with no effect of its own
+        records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
         delay = self.provider.step_delay()
         errors = list(lease.errors)
         state = json.loads(json.dumps(lease.state))
-        with self.db.write() as conn:
+        with ExitStack() as stack:
+            opened: list[Connection] = []
+
+            def open_conn() -> Connection:
+                if not opened:
+                    opened.append(stack.enter_context(self.db.write()))
+                return opened[0]
+
             now = self.clock.now()
-            ctx = steps.StepContext(conn, lease, index, now, self.provider, errors)
+            ctx = steps.StepContext(open_conn, lease, index, now, self.provider, errors)
             steps.apply(ctx)
             values: dict[str, object] = {
                 "current_step": index,
@@ -135,9 +147,14 @@ class Engine:
                 )
             elif delay > 0:
                 values["lease_owner"] = None
-            if not store.advance(conn, lease, self.owner, values):
+            if opened:
+                held = store.advance(Driver.within(opened[0]), lease, self.owner, values)
+            else:
+                with self.db.driver(write=True) as driver:
+                    held = store.advance(driver, lease, self.owner, values)
+            if not held:
                 lease.state = state
-                raise LeaseLost()
+                raise LeaseLost()  # rolls the step's effects back with it
         lease.current_step = index
         lease.errors = errors
         if ctx.finished is not None:
@@ -150,10 +167,10 @@ class Engine:
         try:
             with self.db.write() as conn:
                 now = self.clock.now()
-                ctx = steps.StepContext(conn, lease, lease.current_step, now, self.provider, errors)
+                ctx = steps.StepContext(lambda: conn, lease, lease.current_step, now, self.provider, errors)
                 steps.finish(ctx, failed=True)
                 ok = store.advance(
-                    conn,
+                    Driver.within(conn),
                     lease,
                     self.owner,
                     {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,9 +60,12 @@ WITH_INSTANCES = (TaskType.CREATE_CLUSTER, TaskType.ADD_COMPUTES)
 
 @dataclass
 class StepContext:
-    """One step being run: where it writes, what it knows, what it reports."""
+    """One step being run: where it writes, what it knows, what it reports.
 
-    conn: Connection
+    `open_conn` gives the step's transaction, begun on first use: a step with no effect of its own (most
+    of them) never opens one, and its progress is one UPDATE."""
+
+    open_conn: Callable[[], Connection]
     lease: Lease
     index: int
     now: datetime
@@ -69,6 +73,10 @@ class StepContext:
     errors: list[dict[str, str]]
     finished: TaskStatus | None = None
     result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conn(self) -> Connection:
+        return self.open_conn()
 
     @property
     def token(self) -> str:

@@ -36,6 +36,9 @@ class DriverCursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    @property
+    def rowcount(self) -> int: ...
+
 
 class Driver:
     """A bare DBAPI connection in autocommit mode, for the few statements run on every request.
@@ -43,13 +46,18 @@ class Driver:
     Building a SQLAlchemy statement and its result costs more than running these indexed statements, so
     they are plain SQL strings kept in the store's modules, written with `?` marks and run here in the
     driver's own parameter style; times are bound and read back as the UtcDateTime columns keep them.
-    Each statement is its own transaction (no BEGIN/COMMIT round trips): use it only for statements that
-    stand alone, and `Database.read()`/`write()` for anything that must be atomic.
+    From `Database.driver()` each statement is its own transaction (no BEGIN/COMMIT round trips): use it
+    only for statements that stand alone; `Driver.within(conn)` runs them in a `Database.write()`.
     """
 
     def __init__(self, connection: Any, is_sqlite: bool) -> None:
         self._connection = connection
         self.is_sqlite = is_sqlite
+
+    @classmethod
+    def within(cls, conn: Connection) -> Driver:
+        """The bare connection under a SQLAlchemy transaction: its statements join that transaction."""
+        return cls(conn.connection.driver_connection, conn.dialect.name == "sqlite")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
         cursor: DriverCursor = self._connection.execute(

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
 
 from hpcplane.domain.tasks import TaskType
+from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, tasks
-from hpcplane.store.types import UtcDateTime
 
 NOTIFY_CHANNEL = "hpcplane_tasks"
 
@@ -116,41 +116,26 @@ def claim(
     ]
 
 
-@lru_cache(maxsize=32)
-def _advance_sql(columns: tuple[str, ...], paramstyle: str) -> str:
-    """UPDATE tasks SET <columns> WHERE seq, owner and token match, in the driver's own parameter style:
-    the engine's hot path goes straight to the driver, as building a statement costs more than running it."""
+@lru_cache(maxsize=64)
+def _advance_sql(columns: tuple[str, ...]) -> str:
+    """UPDATE tasks SET <columns> WHERE seq, owner and token match: the engine's hot path goes straight to
+    the driver, as building a statement costs more than running it."""
     unknown = set(columns) - set(tasks.c.keys())
     if unknown:
         raise ValueError(f"not columns of tasks: {sorted(unknown)}")
-    mark = "?" if paramstyle == "qmark" else "%s"
-    assignments = ", ".join(f"{name} = {mark}" for name in columns)
-    return (
-        f"UPDATE tasks SET {assignments} WHERE seq = {mark} AND lease_owner = {mark} AND lease_token = {mark}"  # noqa: S608 (names checked above, values bound)
-    )
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    return f"UPDATE tasks SET {assignments} WHERE seq = ? AND lease_owner = ? AND lease_token = ?"  # noqa: S608 (names checked above, values bound)
 
 
-def advance(conn: Connection, lease: Lease, owner: str, values: dict[str, Any]) -> bool:
+def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) -> bool:
     """Record a step's progress and renew the lease in one UPDATE, fenced on the lease token.
 
     False when the lease was lost: the caller must roll back the step's effects with it.
     """
     columns = tuple(sorted(values))
-    utc = UtcDateTime()
-    params = [
-        utc.process_bind_param(values[name], conn.dialect)
-        if isinstance(values[name], datetime)
-        else values[name]
-        for name in columns
-    ]
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            _advance_sql(columns, conn.dialect.paramstyle), [*params, lease.seq, owner, lease.token]
-        )
-        return bool(cursor.rowcount == 1)
-    finally:
-        cursor.close()
+    params = [values[name] for name in columns]
+    cursor = driver.execute(_advance_sql(columns), [*params, lease.seq, owner, lease.token])
+    return bool(cursor.rowcount == 1)
 
 
 def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime) -> int:
