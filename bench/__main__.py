@@ -1,7 +1,7 @@
-"""`python -m bench` runs the engine benchmark (`make bench`); `python -m bench.listtasks` runs the other."""
+"""`python -m bench` (make bench) runs every benchmark; `--quick` (make bench-quick) a reduced set."""
 
 import sys
 
-from bench.engine_steps import main
+from bench.run import main
 
 sys.exit(main())

@@ -1,307 +1,338 @@
 """ListTasks under load: signed requests replayed by wrk against `hpcplane serve`, beside a bare ASGI app.
 
-Fair by construction: every request is signed for real (fresh nonce, valid timestamp) before the run, so
-the server keeps all its checks (signature, timestamp, nonce replay, authorization) and the generator
-only replays bytes; wrk runs on one core and the server on the other (taskset). Each request is sent once;
-a run that outlasts its corpus shows up as non-2xx answers, which are reported.
+Fair by construction: every request is signed for real (fresh nonce, valid timestamp) shortly before its
+run, so the server keeps all its checks (signature, timestamp, nonce replay, authorization) and wrk only
+replays bytes, each request once; the server runs on core 0 and wrk on core 1 (taskset); the baseline
+(bench/bare.py) runs under the same uvicorn settings and answers a body as long as a real page of 10
+tasks. A run that outlasts its corpus shows up as non-2xx answers (SignatureNonceUsed) and is flagged.
+
+listtasks_vs_bare = ListTasks (PageSize=10, Archived=true, random cluster) at full load on SQLite with
+10k tasks (the smallest count run), req/s / the bare app's req/s at full load.
+
+`python -m bench.listtasks` runs these alone (`python -m bench` runs them with everything else).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import random
-import re
-import shutil
-import socket
-import subprocess
+import math
 import sys
-import tempfile
-import time
-import uuid
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
-from sqlalchemy import insert
 
-from hpcplane.config import Settings
-from hpcplane.domain.tasks import TaskStatus, TaskType
-from hpcplane.store.tables import clusters, tasks
+from bench import loadgen
+from bench.common import Server, free_port, rss_mb, serve_command, serve_env, start_server
+from bench.seeding import Dataset
 from hpcplane.testing import sign_v1
-from hpcplane.wiring import build_services
 
-RESULTS = Path(__file__).with_name("results")
-PG_ADMIN = os.environ.get("HPCPLANE_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-CLUSTERS = 1000
-LUA = """
-local paths = {}
-for line in io.lines("%s") do paths[#paths + 1] = line end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[((i - 1) %% #paths) + 1])
-end
-"""
+SERVER_CORE = 0
+HALF_CONNECTIONS = 8
+
+
+def half_connections(rate: float) -> int:
+    """8 connections, more at high rates (up to 32) so that each waits at least ~10 ms between requests:
+    wrk's timers have millisecond resolution and fire late, which matters less on longer waits."""
+    return max(HALF_CONNECTIONS, min(32, math.ceil(rate / 100)))
+
+
+SHALLOW = {"Archived": "true", "PageSize": "10"}
+DEEP = {**SHALLOW, "PageNumber": "999"}
+TARGETS = (("ListTasks", SHALLOW), ("ListTasks PageNumber=999", DEEP))
 
 
 @dataclass
 class LoadRun:
-    """One wrk run against one server."""
+    """One load run against one server (or, for the multi-process run, the sum over two)."""
 
     target: str
     backend: str
     tasks: int
+    load: str  # full: closed loop; half: a fixed rate, half the full-load req/s just measured
+    processes: int
+    connections: int
+    target_rps: float | None
+    requests: int
+    seconds: float
     requests_per_s: float
     p50_ms: float
+    p90_ms: float
     p99_ms: float
+    max_ms: float
     non_2xx: int
+    socket_errors: int
+    corpus: int
+    sign_seconds: float
     rss_mb: float
+    note: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "bare" if self.target.startswith("bare") else "deep" if "999" in self.target else "shallow"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_up(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def seed(settings: Settings, count: int) -> tuple[str, str, str, list[str]]:
-    """One account, CLUSTERS clusters and `count` tasks spread over them (a tenth still running)."""
-    services = build_services(settings)
-    try:
-        issued = services.accounts.create_account(f"bench-{uuid.uuid4().hex[:6]}")
-        now = datetime.now(UTC)
-        cluster_ids = [f"ehpc-hz-bench{i:05d}" for i in range(CLUSTERS)]
-        with services.db.write() as conn:
-            conn.execute(
-                insert(clusters),
-                [
-                    {
-                        "id": cid,
-                        "account_id": issued.account_id,
-                        "region_id": "cn-hangzhou",
-                        "name": cid,
-                        "status": "running",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for cid in cluster_ids
-                ],
-            )
-        start = now - timedelta(seconds=count)
-        for offset in range(0, count, 20000):
-            rows = []
-            for n in range(offset, min(count, offset + 20000)):
-                running = n % 10 == 0
-                created = start + timedelta(seconds=n)
-                rows.append(
-                    {
-                        "task_id": str(uuid.uuid4()).upper(),
-                        "account_id": issued.account_id,
-                        "cluster_id": cluster_ids[n % CLUSTERS],
-                        "task_type": TaskType.STOP_CLUSTER.value,
-                        "status": (TaskStatus.PROCESSING if running else TaskStatus.SUCCESS).value,
-                        "current_step": 16 if running else 35,
-                        "total_steps": 35,
-                        "result": "{}",
-                        "errors": "[]",
-                        "request": json.dumps(
-                            {
-                                "requestId": str(uuid.uuid4()).upper(),
-                                "uid": issued.account_id,
-                                "clusterId": cluster_ids[n % CLUSTERS],
-                            }
-                        ),
-                        "created_at": created,
-                        "updated_at": created,
-                        "finished_at": None if running else created,
-                    }
-                )
-            with services.db.write() as conn:
-                conn.execute(insert(tasks), rows)
-        return issued.account_id, issued.access_key_id, issued.access_key_secret, cluster_ids
-    finally:
-        services.close()
-
-
-def corpus(path: Path, key: tuple[str, str], cluster_ids: list[str], size: int, deep: bool) -> None:
-    """`size` distinct signed ListTasks requests, one URL path per line."""
-    rng = random.Random(7)
-    with path.open("w") as out:
-        for _ in range(size):
-            params = {"ClusterId": rng.choice(cluster_ids), "Archived": "true", "PageSize": "10"}
-            if deep:
-                params["PageNumber"] = "999"
-            out.write(sign_v1("ListTasks", params, key[0], key[1]).url_path + "\n")
-
-
-def run_wrk(
-    port: int, script: Path | None, seconds: int, connections: int
-) -> tuple[float, float, float, int]:
-    """Requests/s, p50 and p99 in ms, and the number of non-2xx answers."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-
-    def percentile(name: str) -> float:
-        value, unit = re.search(rf"{name}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return rps, percentile("50"), percentile("99"), int(non_2xx.group(1)) if non_2xx else 0
-
-
-def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def make_run(
+    target: str,
+    backend: str,
+    tasks: int,
+    load: str,
+    connections: int,
+    result: loadgen.WrkResult,
+    corpus: loadgen.Corpus,
+    rss: float,
+    target_rps: float | None = None,
+    processes: int = 1,
+    server: Server | None = None,
+    probe: Callable[[], str] | None = None,
+) -> LoadRun:
+    run = LoadRun(
+        target=target,
+        backend=backend,
+        tasks=tasks,
+        load=load,
+        processes=processes,
+        connections=connections,
+        target_rps=round(target_rps, 1) if target_rps else None,
+        requests=result.requests,
+        seconds=result.seconds,
+        requests_per_s=result.requests_per_s,
+        p50_ms=result.p50_ms,
+        p90_ms=result.p90_ms,
+        p99_ms=result.p99_ms,
+        max_ms=result.max_ms,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+        corpus=corpus.size,
+        sign_seconds=corpus.sign_seconds,
+        rss_mb=rss,
     )
-    wait_up(port, process)
-    return process
+    run.note = flag(run, server, probe)
+    return run
 
 
-def measure(backend: str, count: int, seconds: int, connections: int, work: Path) -> list[LoadRun]:
-    env = {
-        **os.environ,
-        "HPCPLANE_LOG_LEVEL": "warning",
-        "HPCPLANE_WORKER": "false",
-        "HPCPLANE_DEMO": "false",
-    }
-    home = work / f"{backend}-{count}"
-    database_url = None
-    if backend == "postgres":
-        name = f"hpcplane_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        database_url = (
-            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+def flag(run: LoadRun, server: Server | None, probe: Callable[[], str] | None = None) -> str:
+    """Why the run's figures should not be trusted, or ''."""
+    notes = []
+    if run.requests and run.non_2xx > 0.01 * run.requests:
+        if run.corpus and run.requests > run.corpus:
+            notes.append(
+                f"corpus exhausted ({run.requests} requests > {run.corpus} signed): "
+                "the replays were answered SignatureNonceUsed"
+            )
+        else:
+            tail = server.log_tail(2).replace("\n", " | ") if server else ""
+            notes.append(
+                f"{run.non_2xx} non-2xx answers"
+                + (f"; {probe()}" if probe else "")
+                + (f" (server log: {tail})" if tail else "")
+            )
+    if run.requests and run.socket_errors > 0.01 * run.requests:
+        notes.append(f"{run.socket_errors} socket errors/timeouts")
+    if run.target_rps and not 0.9 <= run.requests_per_s / run.target_rps <= 1.1:
+        notes.append(f"achieved {run.requests_per_s / run.target_rps:.0%} of the target rate")
+    return "; ".join(notes)
+
+
+def fresh_answer(port: int, dataset: Dataset, params: dict[str, str]) -> str:
+    """What the server answers one freshly signed request now (why a run saw non-2xx answers)."""
+    signed = sign_v1(
+        "ListTasks", {**params, "ClusterId": dataset.cluster_ids[0]}, dataset.access_key_id, dataset.secret
+    )
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}{signed.url_path}", timeout=10)
+    except httpx.HTTPError as error:
+        return f"a fresh request now fails: {type(error).__name__}"
+    if answer.status_code == 200:
+        return "a fresh request now answers 200"
+    try:
+        code = str(answer.json().get("Code", ""))
+    except ValueError:
+        code = ""
+    return f"a fresh request now answers {answer.status_code} {code}".strip()
+
+
+def page_body_bytes(port: int, dataset: Dataset) -> int:
+    """The length of one real ListTasks page of 10 tasks, checking TotalCount against the seeded count."""
+    signed = sign_v1(
+        "ListTasks", {**SHALLOW, "ClusterId": dataset.cluster_ids[1]}, dataset.access_key_id, dataset.secret
+    )
+    answer = httpx.get(f"http://127.0.0.1:{port}{signed.url_path}", timeout=30)
+    if answer.status_code != 200:
+        raise RuntimeError(f"ListTasks answered {answer.status_code}: {answer.text[:300]}")
+    body = answer.json()
+    page = body.get("Tasks")
+    listed = len(page.get("TaskInfo", [])) if isinstance(page, dict) else len(page or [])
+    expected = dataset.tasks // len(dataset.cluster_ids)
+    if body.get("TotalCount") != expected or listed != min(10, expected):
+        print(
+            f"  warning: ListTasks answered TotalCount={body.get('TotalCount')} and {listed} tasks,"
+            f" expected {expected} and {min(10, expected)}",
+            flush=True,
         )
-        env["HPCPLANE_DATABASE_URL"] = database_url
-    env["HPCPLANE_HOME"] = str(home)
-    settings = Settings(home=home, database_url=database_url)
-    _, key_id, secret, cluster_ids = seed(settings, count)
-    runs = []
-    for target, deep in (("ListTasks", False), ("ListTasks PageNumber=999", True)):
-        port = free_port()
-        paths = work / f"paths-{backend}-{count}-{deep}.txt"
-        corpus(paths, (key_id, secret), cluster_ids, 4000 * seconds, deep)
-        script = work / f"replay-{backend}-{count}-{deep}.lua"
-        script.write_text(LUA % paths)
-        server = start([sys.executable, "-m", "hpcplane", "serve", "--port", str(port)], env, port)
-        try:
-            rps, p50, p99, bad = run_wrk(port, script, seconds, connections)
-            runs.append(LoadRun(target, backend, count, rps, p50, p99, bad, rss_mb(server.pid)))
-        finally:
-            server.terminate()
-            server.wait(15)
-    if backend == "postgres":
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return len(answer.content)
+
+
+def corpus_size(rate: float, seconds: float) -> int:
+    return int(rate * seconds * 1.2) + 100
+
+
+@dataclass
+class Sizing:
+    """How many requests to sign for a full-load run: enough for twice the best ListTasks rate seen so far
+    (the bare app's rate before any); a run that comes within 5% of using up its corpus is run again with
+    one for `ceiling` req/s (the bare app's, which no server beats). The guess saves signing time:
+    ListTasks runs far below the bare app's rate."""
+
+    ceiling: float
+    best: float = 0.0  # the best full-load ListTasks req/s seen so far
+
+    @property
+    def guess(self) -> float:
+        return min(self.ceiling, 2 * self.best) if self.best else self.ceiling
+
+    def seen(self, runs: list[LoadRun]) -> Sizing:
+        rates = [r.requests_per_s for r in runs if r.load == "full" and r.processes == 1]
+        return Sizing(self.ceiling, max([self.best, *rates]))
+
+
+def signed(path: Path, sign: tuple[Dataset, dict[str, str]] | None, size: int) -> loadgen.Corpus:
+    """`size` requests signed now for the dataset, or the bare app's single unsigned path."""
+    if sign is None:
+        return loadgen.plain_corpus(path)
+    dataset, params = sign
+    key = (dataset.access_key_id, dataset.secret)
+    return loadgen.sign_corpus(path, "ListTasks", params, key, dataset.cluster_ids, size)
+
+
+def full_load(
+    port: int,
+    path: Path,
+    sign: tuple[Dataset, dict[str, str]] | None,
+    seconds: float,
+    connections: int,
+    sizing: Sizing,
+    core: int | None = loadgen.WRK_CORE,
+) -> tuple[loadgen.WrkResult, loadgen.Corpus]:
+    """A closed-loop run with a corpus sized by `sizing` (and a second one if the first nearly ran out)."""
+    for rate in sorted({min(sizing.guess, sizing.ceiling), sizing.ceiling}):
+        corpus = signed(path, sign, corpus_size(rate, seconds))
+        result = loadgen.run_wrk(port, corpus, seconds, connections, core=core)
+        if sign is None or result.requests < 0.95 * corpus.size or rate >= sizing.ceiling:
+            break
+        print(
+            f"  {result.requests} requests nearly used up {corpus.size} signed: again, with more", flush=True
+        )
+    return result, corpus
+
+
+def load_pair(
+    server: Server,
+    work: Path,
+    label: str,
+    backend: str,
+    tasks: int,
+    seconds: float,
+    connections: int,
+    sizing: Sizing,
+    sign: tuple[Dataset, dict[str, str]] | None,
+) -> list[LoadRun]:
+    """A full-load run, then a half-load run at half the req/s it measured, against one server.
+
+    `sign` is the dataset and parameters to sign corpora for (None: the bare app, one unsigned path)."""
+    stem = f"{label}-{backend}-{tasks}".replace(" ", "_").replace("=", "")
+    probe = partial(fresh_answer, server.port, *sign) if sign else None
+    result, corpus = full_load(server.port, work / f"{stem}-full.txt", sign, seconds, connections, sizing)
+    full = make_run(
+        label,
+        backend,
+        tasks,
+        "full",
+        connections,
+        result,
+        corpus,
+        rss_mb(server.pid),
+        server=server,
+        probe=probe,
+    )
+    print(describe(full), flush=True)
+    rate = full.requests_per_s / 2
+    # The half-load corpus also covers the 1 s probe that calibrates the rate.
+    corpus = signed(work / f"{stem}-half.txt", sign, corpus_size(rate, seconds + loadgen.PROBE_SECONDS))
+    service_ms = 1000.0 / full.requests_per_s if full.requests_per_s else 0.0
+    connections = half_connections(rate)
+    result = loadgen.fixed_rate(server.port, corpus, seconds, connections, rate, service_ms)
+    half = make_run(
+        label,
+        backend,
+        tasks,
+        "half",
+        connections,
+        result,
+        corpus,
+        rss_mb(server.pid),
+        rate,
+        server=server,
+        probe=probe,
+    )
+    print(describe(half), flush=True)
+    return [full, half]
+
+
+def describe(run: LoadRun) -> str:
+    rate = f" (target {run.target_rps:.0f}/s)" if run.target_rps else ""
+    return (
+        f"  {run.target} {run.load} load: {run.requests_per_s:.0f} req/s{rate}, p50 {run.p50_ms:.2f} ms, "
+        f"p99 {run.p99_ms:.2f} ms, non-2xx {run.non_2xx}, RSS {run.rss_mb:.0f} MB"
+        + (f"  [{run.note}]" if run.note else "")
+    )
+
+
+def measure_bare(work: Path, body_bytes: int, seconds: float, connections: int) -> list[LoadRun]:
+    port = free_port()
+    env = serve_env(work, None)
+    env["HPCPLANE_BENCH_BODY_BYTES"] = str(body_bytes)
+    command = [sys.executable, "-m", "bench.bare", "--port", str(port), "--log-level", "warning"]
+    server = start_server(command, env, port, work / "bare.log", SERVER_CORE)
+    try:
+        return load_pair(server, work, "bare ASGI", "-", 0, seconds, connections, Sizing(0), None)
+    finally:
+        server.stop()
+
+
+def start_serve(dataset: Dataset, work: Path, core: int | None, redis_url: str | None = None) -> Server:
+    port = free_port()
+    env = serve_env(dataset.home, dataset.database_url, redis_url)
+    log = work / f"serve-{dataset.backend}-{dataset.tasks}-{port}.log"
+    return start_server(serve_command(port), env, port, log, core)
+
+
+def measure_dataset(
+    dataset: Dataset, server: Server, work: Path, seconds: float, connections: int, sizing: Sizing
+) -> list[LoadRun]:
+    """Shallow and deep ListTasks, each at full then half load, on one running server."""
+    runs: list[LoadRun] = []
+    for label, params in TARGETS:
+        runs += load_pair(
+            server,
+            work,
+            label,
+            dataset.backend,
+            dataset.tasks,
+            seconds,
+            connections,
+            sizing,
+            (dataset, params),
+        )
+        sizing = sizing.seen(runs)
     return runs
 
 
-def baseline(seconds: int, connections: int) -> LoadRun:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.bare:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    try:
-        rps, p50, p99, bad = run_wrk(port, None, seconds, connections)
-        return LoadRun("bare ASGI", "-", 0, rps, p50, p99, bad, rss_mb(process.pid))
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="10000,100000", help="task counts, comma-separated")
-    parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--quick", action="store_true", help="10k tasks, 5 s runs")
-    args = parser.parse_args(argv)
-    if shutil.which("wrk") is None or shutil.which("taskset") is None:
-        print("needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr)
-        return 2
-    counts = [10000] if args.quick else [int(n) for n in args.tasks.split(",")]
-    seconds = 5 if args.quick else args.seconds
-    runs = [baseline(seconds, args.connections)]
-    with tempfile.TemporaryDirectory(prefix="hpcplane-bench-") as tmp:
-        for backend in args.backends.split(","):
-            for count in counts:
-                print(f"{backend}: {count} tasks ...", flush=True)
-                runs.extend(measure(backend, count, seconds, args.connections, Path(tmp)))
-    bare = runs[0].requests_per_s
-    print(
-        f"\n{'target':<26}{'backend':<10}{'tasks':>9}{'req/s':>10}{'vs bare':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'non-2xx':>9}{'RSS MB':>8}"
-    )
-    for run in runs:
-        print(
-            f"{run.target:<26}{run.backend:<10}{run.tasks:>9}{run.requests_per_s:>10.0f}"
-            f"{run.requests_per_s / bare:>9.2f}{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}"
-            f"{run.non_2xx:>9}{run.rss_mb:>8.0f}"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"listtasks-{datetime.now(UTC):%Y-%m-%d}{'-quick' if args.quick else ''}.json"
-    out.write_text(json.dumps({"runs": [asdict(run) for run in runs], "load": os.getloadavg()}, indent=2))
-    shallow = [r for r in runs[1:] if "999" not in r.target]
-    headline: dict[str, Any] = {
-        "listtasks_vs_bare": round(max(r.requests_per_s for r in shallow) / bare, 3) if shallow else None,
-        "listtasks_rps_sqlite": max(
-            (r.requests_per_s for r in shallow if r.backend == "sqlite"), default=None
-        ),
-        "listtasks_rps_pg": max((r.requests_per_s for r in shallow if r.backend == "postgres"), default=None),
-        "rss_mb": max((r.rss_mb for r in runs[1:]), default=None),
-    }
-    print(json.dumps(headline))
-    return 0
+    from bench.run import main as run_main
+
+    return run_main(argv, prog="python -m bench.listtasks", engine=False)
 
 
 if __name__ == "__main__":
