@@ -65,6 +65,17 @@ class Driver:
         )
         return cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (inside a transaction: see `within`)."""
+        cursor = self._connection.cursor()
+        try:
+            cursor.executemany(
+                sql if self.is_sqlite else _pyformat(sql),
+                [[_bind(v, self.is_sqlite) for v in row] for row in rows],
+            )
+        finally:
+            cursor.close()
+
     @staticmethod
     def time(value: Any) -> datetime | None:
         """A time read from a UtcDateTime column, as an aware UTC datetime."""
