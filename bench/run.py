@@ -4,7 +4,8 @@ Order: per backend and task count, seed the dataset once, start one `hpcplane se
 run ListTasks shallow and deep, each at full then half load (wrk on core 1); before the first of these,
 the bare ASGI baseline with a body as long as a real page. After the smallest PostgreSQL dataset, the
 two-process run (PostgreSQL + Redis). Then the engine with 1 and 2 worker processes on each backend while
-ListTasks is polled. `--quick`: 10k and 100k tasks, 5 s runs, the engine's --quick size, no unpolled runs.
+ListTasks is polled; last, where one ListTasks call's time goes (bench/stages.py). `--quick`: 10k and
+100k tasks, 5 s runs, the engine's --quick size, no unpolled runs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from bench.listtasks import (
 )
 from bench.multiprocess import measure_multiprocess
 from bench.seeding import Dataset, disk_check, seed
+from bench.stages import Stage
+from bench.stages import print_table as print_stages
+from bench.stages import run as run_stages
 
 RESULTS = Path(__file__).with_name("results")
 WRK_MISSING = (
@@ -63,6 +67,7 @@ class Bench:
         self.runs: list[LoadRun] = []
         self.multi: list[LoadRun] = []
         self.engine: EngineResults | None = None
+        self.stages: list[Stage] = []
         self.skipped: dict[str, str] = {}
         self.errors: list[str] = []
 
@@ -209,6 +214,14 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m bench", engine
             except Exception as error:
                 bench.errors.append(f"engine: {type(error).__name__}: {error}")
                 traceback.print_exc()
+        if not args.no_listtasks:
+            print("where one ListTasks call's time goes (bench.stages) ...", flush=True)
+            try:
+                stages_backends = [b for b in backends if b == "sqlite" or not pg_skip]
+                bench.stages = run_stages(stages_backends, 1000 if args.quick else 3000, args.pg_admin)
+            except Exception as error:
+                bench.errors.append(f"stages: {type(error).__name__}: {error}")
+                traceback.print_exc()
     machine["load_end"] = load_average()
     figures = report.headline(bench.bare, bench.runs, bench.multi, bench.engine)
     ran = bool(bench.runs or bench.bare or (bench.engine and (bench.engine.polled or bench.engine.plain)))
@@ -219,6 +232,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m bench", engine
         report.print_load_table(bench.bare, bench.runs, bench.multi)
     if bench.engine:
         report.print_engine_table(bench.engine)
+    if bench.stages:
+        print_stages(bench.stages)
     report.print_headline_table(figures)
     for what, reason in bench.skipped.items():
         print(f"skipped: {what}: {reason}")
@@ -256,6 +271,7 @@ def record(
         "listtasks": [asdict(r) for r in bench.runs],
         "multiprocess": [asdict(r) for r in bench.multi],
         "engine": asdict(bench.engine) if bench.engine else None,
+        "stages": [asdict(stage) for stage in bench.stages],
         "skipped": bench.skipped,
         "errors": bench.errors,
         "headline": figures,
