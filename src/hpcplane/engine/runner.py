@@ -117,7 +117,7 @@ class Engine:
         records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
         delay = self.provider.step_delay()
         errors = list(lease.errors)
-        state = json.loads(json.dumps(lease.state))
+        before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
         with ExitStack() as stack:
             opened: list[Connection] = []
 
@@ -153,7 +153,7 @@ class Engine:
                 with self.db.driver(write=True) as driver:
                     held = store.advance(driver, lease, self.owner, values)
             if not held:
-                lease.state = state
+                lease.state = json.loads(before)
                 raise LeaseLost()  # rolls the step's effects back with it
         lease.current_step = index
         lease.errors = errors
