@@ -278,20 +278,25 @@ def page(
     offset: int = 0,
     limit: int = 50,
     cluster: str = "C",
+    account: str | None = None,
 ) -> TaskPage:
+    """A page as the store reads it for the cluster's owner (or for `account`, which must not see it)."""
     with db.read() as conn:
-        count = conn.execute(select(clusters.c.task_count).where(clusters.c.id == cluster)).scalar_one()
+        owner = conn.execute(select(clusters.c.account_id).where(clusters.c.id == cluster)).scalar_one()
     with db.driver() as driver:
-        return list_tasks(
+        scope, result = list_tasks(
             driver,
+            account_id=account or owner,
             cluster_id=cluster,
-            cluster_task_count=count,
             task_id=task_id,
             archived=archived,
             current_since=None if since is None else START + timedelta(seconds=since),
             offset=offset,
             limit=limit,
         )
+    assert scope is not None
+    assert scope.cluster_found == (account in (None, owner))
+    return result
 
 
 def indexes(result: TaskPage) -> list[int]:
@@ -319,16 +324,18 @@ def test_tasks_paging(db: Database) -> None:
 
 def test_tasks_every_page_of_a_long_history(db: Database) -> None:
     """Any page equals the slice of the full newest-first order (ties by insertion), whether it is read
-    from the start, from the end (past the middle), straight or keyed on the index (far from both)."""
-    specs = [(i, i // 3, None if i % 4 == 0 else i) for i in range(260)]
+    with the scope in one statement (near the start), or alone, from the start or from the end (deep),
+    for the whole history and for the running tasks."""
+    specs = [(i, i // 3, None if i % 4 == 0 else i) for i in range(520)]
     add_tasks(db, *specs)
     order = [i for i, _, _ in sorted(specs, key=lambda spec: (spec[1], spec[0]), reverse=True)]
     running = [i for i in order if i % 4 == 0]
-    for offset, limit in ((0, 10), (5, 7), (95, 10), (101, 3), (120, 20), (150, 50), (249, 10), (255, 10)):
+    for offset, limit in ((0, 10), (5, 7), (95, 10), (100, 3), (101, 3), (250, 50), (509, 10), (515, 10)):
         assert indexes(page(db, offset=offset, limit=limit)) == order[offset : offset + limit]
-        assert page(db, offset=offset, limit=limit).total == 260
-    for offset in (0, 30, 60, 64, 65):
-        assert indexes(page(db, archived=False, offset=offset, limit=10)) == running[offset : offset + 10]
+        assert page(db, offset=offset, limit=limit).total == 520
+    for offset in (0, 60, 100, 101, 120, 129, 130):
+        current = page(db, archived=False, offset=offset, limit=10)
+        assert (indexes(current), current.total) == (running[offset : offset + 10], 130)
 
 
 def test_tasks_archived_and_current(db: Database) -> None:
@@ -354,6 +361,9 @@ def test_tasks_by_task_id_and_cluster(db: Database) -> None:
     assert indexes(page(db)) == [1, 0]
     assert indexes(page(db, cluster="D")) == [8, 7]
     assert (page(db).total, page(db, cluster="D").total) == (2, 2)
+    # Another account reads nothing of a cluster it does not own, near the start or deep in the order.
+    for offset in (0, 1, 150):
+        assert page(db, cluster="D", account="A", offset=offset).tasks == []
 
 
 def _tenant(db: Database, box: SecretBox, clock: FakeClock, name: str) -> tuple[AccountService, Principal]:

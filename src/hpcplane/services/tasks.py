@@ -12,7 +12,6 @@ from hpcplane.clock import Clock
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import ClusterNotFound, NotEnabled
 from hpcplane.domain.tasks import TaskStatus, TaskType
-from hpcplane.store import clusters as cluster_store
 from hpcplane.store import tasks as task_store
 from hpcplane.store.db import Database
 from hpcplane.store.tasks import NewTask, TaskPage
@@ -41,29 +40,27 @@ class TaskReader:
         self._grace = timedelta(seconds=deleted_cluster_grace)
 
     def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskPage:
+        now = self._clock.now()
+        current_since = None
+        if self._archive_delay > 0:
+            current_since = now - timedelta(seconds=self._archive_delay)
         with self._db.driver() as driver:
-            scope = cluster_store.task_scope(driver, principal.account.id, query.cluster_id)
-            if scope is None or not scope.ehpc_enabled:
-                raise NotEnabled()
-            # A deleted cluster's tasks stay readable for a grace period, so DeleteCluster can be watched.
-            now = self._clock.now()
-            if not scope.cluster_found or (
-                scope.deleted_at is not None and scope.deleted_at < now - self._grace
-            ):
-                raise ClusterNotFound()
-            current_since = None
-            if self._archive_delay > 0:
-                current_since = now - timedelta(seconds=self._archive_delay)
-            return task_store.list_tasks(
+            scope, page = task_store.list_tasks(
                 driver,
+                account_id=principal.account.id,
                 cluster_id=query.cluster_id,
                 task_id=query.task_id,
                 archived=query.archived,
                 current_since=current_since,
                 offset=(query.page_number - 1) * query.page_size,
                 limit=query.page_size,
-                cluster_task_count=scope.task_count,
             )
+        if scope is None or not scope.ehpc_enabled:
+            raise NotEnabled()
+        # A deleted cluster's tasks stay readable for a grace period, so DeleteCluster can be watched.
+        if not scope.cluster_found or (scope.deleted_at is not None and scope.deleted_at < now - self._grace):
+            raise ClusterNotFound()
+        return page
 
 
 def request_json(request_id: str, uid: str, cluster_id: str, params: dict[str, Any]) -> str:

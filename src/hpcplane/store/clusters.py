@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, nodes
 
 
@@ -28,32 +26,6 @@ def cluster_visible_since(conn: Connection, cluster_id: str, account_id: str, si
         select(clusters.c.deleted_at).where(clusters.c.id == cluster_id, clusters.c.account_id == account_id)
     ).first()
     return row is not None and (row.deleted_at is None or row.deleted_at >= since)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskScope:
-    """What ListTasks checks before reading tasks, read in one statement: the account's E-HPC flag and,
-    when the account owns the cluster, the cluster's deletion time and its count of task rows."""
-
-    ehpc_enabled: bool
-    cluster_found: bool
-    deleted_at: datetime | None
-    task_count: int
-
-
-_TASK_SCOPE = (
-    "SELECT a.ehpc_enabled, c.id, c.deleted_at, c.task_count FROM accounts a"
-    " LEFT OUTER JOIN clusters c ON c.id = ? AND c.account_id = a.id WHERE a.id = ?"
-)
-
-
-def task_scope(driver: Driver, account_id: str, cluster_id: str) -> TaskScope | None:
-    """None when the account does not exist."""
-    row = driver.execute(_TASK_SCOPE, (cluster_id, account_id)).fetchone()
-    if row is None:
-        return None
-    enabled, found, deleted_at, task_count = row
-    return TaskScope(bool(enabled), found is not None, driver.time(deleted_at), task_count or 0)
 
 
 def lock_cluster(conn: Connection, cluster_id: str, account_id: str) -> dict[str, Any] | None:

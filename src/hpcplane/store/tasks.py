@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,24 +88,15 @@ def find_by_client_token(
     return TokenHit(row.task_id, row.cluster_id, row.params_hash, row.state) if row else None
 
 
-_COLUMNS = (
-    "task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request, created_at"
-)
-# A page near the start of the order: read straight off the index, rows fetched as they come.
-_PAGE_NEAR = "SELECT {columns} FROM tasks WHERE cluster_id = ?{filter} ORDER BY {order} LIMIT ? OFFSET ?"
-# A page far into it: the keys are found on the index alone (skipping visits no row), then the rows.
-_PAGE_FAR = (
-    "SELECT {columns} FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE cluster_id = ?{filter}"
-    " ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}"
-)
-_NEWEST_FIRST = "created_at DESC, seq DESC"
-_OLDEST_FIRST = "created_at ASC, seq ASC"
-_FAR = 100
-_COUNT = "SELECT COUNT(*) FROM tasks WHERE cluster_id = ?{filter}"
-# The filters beside cluster_id: one task; the running ones; the running and recently ended ones.
-_BY_ID = " AND task_id = ?"
-_RUNNING = " AND finished_at IS NULL"
-_CURRENT = " AND (finished_at IS NULL OR finished_at > ?)"
+@dataclass(frozen=True, slots=True)
+class TaskScope:
+    """What ListTasks checks before it may answer: the account's E-HPC flag and, when the account owns the
+    cluster, the cluster's deletion time and its count of task rows."""
+
+    ehpc_enabled: bool
+    cluster_found: bool
+    deleted_at: datetime | None
+    task_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,64 +107,122 @@ class TaskPage:
     total: int
 
 
+_EMPTY = TaskPage(tasks=[], total=0)
+_COLUMNS = (
+    "task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request, created_at"
+)
+_SCOPE = (
+    "SELECT a.ehpc_enabled, c.id AS cid, c.deleted_at, c.task_count FROM accounts a"
+    " LEFT OUTER JOIN clusters c ON c.id = ? AND c.account_id = a.id WHERE a.id = ?"
+)
+# The scope, the number of matches (when not the cluster's own count) and a page read from the start, in
+# one statement: one round trip for the pages people read. The page's rows join only when the account
+# owns the cluster, so nothing of another account's leaves the database.
+_SCOPE_AND_PAGE = (
+    "SELECT s.ehpc_enabled, s.cid, s.deleted_at, s.task_count, {count}, task_id, cluster_id, task_type,"
+    " status, current_step, total_steps, result, errors, request, created_at"
+    " FROM (SELECT a.ehpc_enabled, c.id AS cid, c.deleted_at, c.task_count FROM accounts a"
+    " LEFT OUTER JOIN clusters c ON c.id = ? AND c.account_id = a.id WHERE a.id = ?) s"
+    " LEFT OUTER JOIN (SELECT seq, task_id, cluster_id, task_type, status, current_step, total_steps,"
+    " result, errors, request, created_at FROM tasks WHERE cluster_id = ?{filter}"
+    " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?) t ON s.cid IS NOT NULL"
+    " ORDER BY t.created_at DESC, t.seq DESC"
+)
+_COUNT_OWNED = "(SELECT COUNT(*) FROM tasks WHERE cluster_id = s.cid{filter})"
+# A page far from both ends of the order: the keys are found on the index alone (skipping visits no
+# row), then the rows; after the scope (and count) in a statement of their own.
+_COUNT = "SELECT COUNT(*) FROM tasks WHERE cluster_id = ?{filter}"
+_PAGE = (
+    "SELECT {columns} FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE cluster_id = ?{filter}"
+    " ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}"
+)
+_NEWEST_FIRST = "created_at DESC, seq DESC"
+_OLDEST_FIRST = "created_at ASC, seq ASC"
+_NEAR = 100
+# The filters beside cluster_id: one task; the running ones; the running and recently ended ones.
+_BY_ID = " AND task_id = ?"
+_RUNNING = " AND finished_at IS NULL"
+_CURRENT = " AND (finished_at IS NULL OR finished_at > ?)"
+
+
 def list_tasks(
     driver: Driver,
     *,
+    account_id: str,
     cluster_id: str,
     task_id: str | None,
     archived: bool,
     current_since: datetime | None,
     offset: int,
     limit: int,
-    cluster_task_count: int,
-) -> TaskPage:
-    """A cluster's tasks, newest first (ties by insertion order); the caller has checked it owns the cluster.
+) -> tuple[TaskScope | None, TaskPage]:
+    """What ListTasks checks (None: no such account) and, when the account owns the cluster, a page of
+    its tasks, newest first (ties by insertion order). The caller must check the scope before answering.
 
     `task_id` selects one task whatever its state. Otherwise `archived` includes history; without it only
     current tasks count: those still running, and those that ended after `current_since` when given.
-    With `archived` the total is the cluster's own count of its rows (`cluster_task_count`); otherwise it
-    is counted on the index of the few tasks still running. Every filter is on `cluster_id` (a cluster's
-    tasks are its owner's), so counting and skipping to a deep page read the index alone, never the rows.
+    With `archived` the total is the cluster's own count of its rows (`clusters.task_count`); otherwise it
+    is counted on the index of the few tasks still running. A page within `_NEAR` rows of the start is
+    read with the scope in one statement; a deeper one is read from the nearer end of the order, off the
+    index, so PageNumber=999 of a long history costs what page 1 costs.
     """
     where, params = _filter(cluster_id, task_id, archived, current_since)
-    if archived and task_id is None:
-        total = cluster_task_count
+    own_count = archived and task_id is None
+    if offset <= _NEAR:
+        count = "NULL" if own_count else _COUNT_OWNED.format(filter=where)
+        sql = _SCOPE_AND_PAGE.format(count=count, filter=where)
+        count_params = () if own_count else params[1:]
+        rows = driver.execute(sql, (*count_params, cluster_id, account_id, *params, limit, offset)).fetchall()
+        if not rows:
+            return None, _EMPTY
+        scope = _scope(driver, rows[0][:4])
+        total = scope.task_count if own_count else int(rows[0][4] or 0)
+        return scope, TaskPage([_view(driver, row[5:]) for row in rows if row[5] is not None], total)
+    row = driver.execute(_SCOPE, (cluster_id, account_id)).fetchone()
+    if row is None:
+        return None, _EMPTY
+    scope = _scope(driver, row)
+    if not scope.cluster_found:
+        return scope, _EMPTY
+    if own_count:
+        total = scope.task_count
     else:
         total = int(driver.execute(_COUNT.format(filter=where), params).fetchone()[0])
     if offset >= total:
-        return TaskPage(tasks=[], total=total)
+        return scope, TaskPage(tasks=[], total=total)
     rows = _page_rows(driver, where, params, offset, min(limit, total - offset), total)
-    views = [
-        TaskView(
-            task_id=row[0],
-            cluster_id=row[1],
-            task_type=TaskType(row[2]),
-            status=TaskStatus(row[3]),
-            current_step=row[4],
-            total_steps=row[5],
-            result=row[6],
-            errors=row[7],
-            request=row[8],
-            created_at=driver.time(row[9]),  # type: ignore[arg-type]
-        )
-        for row in rows
-    ]
-    return TaskPage(tasks=views, total=total)
+    return scope, TaskPage([_view(driver, row) for row in rows], total)
+
+
+def _scope(driver: Driver, row: Sequence[Any]) -> TaskScope:
+    enabled, cid, deleted_at, task_count = row
+    return TaskScope(bool(enabled), cid is not None, driver.time(deleted_at), task_count or 0)
+
+
+def _view(driver: Driver, row: Sequence[Any]) -> TaskView:
+    return TaskView(
+        task_id=row[0],
+        cluster_id=row[1],
+        task_type=TaskType(row[2]),
+        status=TaskStatus(row[3]),
+        current_step=row[4],
+        total_steps=row[5],
+        result=row[6],
+        errors=row[7],
+        request=row[8],
+        created_at=driver.time(row[9]),  # type: ignore[arg-type]
+    )
 
 
 def _page_rows(
     driver: Driver, where: str, params: tuple[object, ...], offset: int, limit: int, total: int
 ) -> list[Any]:
-    """The rows [offset, offset + limit) of the newest-first order of `total` matches.
-
-    A page past the middle is read from the other end (oldest first, then reversed), so a deep page costs
-    what the page as far from the end costs: PageNumber=999 of a long history is as cheap as page 1.
-    """
+    """The rows [offset, offset + limit) of the newest-first order of `total` matches, read from the
+    nearer end (oldest first, then reversed, for a page past the middle)."""
     from_end = total - offset - limit
     order = _NEWEST_FIRST if offset <= from_end else _OLDEST_FIRST
-    skip = min(offset, from_end)
-    sql = (_PAGE_FAR if skip > _FAR else _PAGE_NEAR).format(columns=_COLUMNS, filter=where, order=order)
-    rows = driver.execute(sql, (*params, limit, skip)).fetchall()
+    sql = _PAGE.format(columns=_COLUMNS, filter=where, order=order)
+    rows = driver.execute(sql, (*params, limit, min(offset, from_end))).fetchall()
     return rows if order == _NEWEST_FIRST else rows[::-1]
 
 
