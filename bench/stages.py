@@ -103,7 +103,7 @@ def measure(services: Services, dataset: Dataset, calls: int) -> list[Stage]:
             dataset.access_key_id, f"{run_id}-{i}", now, 60
         ),
         "validate parameters": lambda i: read_list_tasks(Params(requests[i].params)),
-        "ListTasks: account, cluster, page (two reads)": page,
+        "ListTasks: checks, count and page (one read)": page,
         "render the JSON body (orjson)": lambda i: render(sample),
         "the whole pipeline (Gateway.handle)": lambda i: gateway.handle(gateway_requests[i], "bench"),
     }
