@@ -1,9 +1,9 @@
 """The ListTasks benchmark's baseline: a bare ASGI callable answering a constant body of a page's size.
 
-`python -m bench.bare --port N` serves it under uvicorn with the settings `hpcplane serve` uses
-(hpcplane.server.run_server): the same uvicorn.Config arguments (no access log, lifespan on, no proxy
-headers, 5 s graceful shutdown), uvicorn's default HTTP implementation and event loop, logging configured
-by hpcplane.logs at the same level. HPCPLANE_BENCH_BODY_BYTES is the body's length (the benchmark passes
+`python -m bench.bare --port N` serves it under uvicorn with the settings `hpcplane serve` uses: the
+same `hpcplane.server.uvicorn_config` (no access log, lifespan on, no proxy headers, 5 s graceful
+shutdown, uvicorn's default HTTP implementation and event loop), logging configured by hpcplane.logs at
+the same level. HPCPLANE_BENCH_BODY_BYTES is the body's length (the benchmark passes
 the length of one real ListTasks page of 10 tasks).
 """
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from hpcplane import logs
+    from hpcplane.server import uvicorn_config
 
     parser = argparse.ArgumentParser(prog="python -m bench.bare", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -55,16 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logs.configure(args.log_level, "console")
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_level=args.log_level,
-        lifespan="on",
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, host=args.host, port=args.port, log_level=args.log_level)
     uvicorn.Server(config).run()
 
 

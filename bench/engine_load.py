@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bench import loadgen
 from bench.common import free_port, rss_mb, serve_command, serve_env, start_server
@@ -29,17 +29,19 @@ from bench.engine_steps import (
     PostgresDatabases,
     SqliteDatabases,
     enqueue,
+    outcome,
     run_baseline,
     run_engine,
     set_due,
     settings_for,
     start_workers,
     stop_workers,
+    wait_until_done,
     worker_env,
 )
 from bench.listtasks import SHALLOW, LoadRun, make_run
 from hpcplane.config import Settings
-from hpcplane.store.tables import clusters, tasks
+from hpcplane.store.tables import clusters
 from hpcplane.wiring import build_services
 
 POLL_RATE = 200.0
@@ -99,30 +101,11 @@ def run_polled(
         time.sleep(0.2)
         released = datetime.now(UTC)
         set_due(services, released)
-        deadline = time.monotonic() + timeout
-        while True:
-            with services.db.read() as conn:
-                left = conn.execute(
-                    select(func.count()).select_from(tasks).where(tasks.c.finished_at.is_(None))
-                ).scalar_one()
-            if left == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{left} tasks unfinished after {timeout}s")
-            if any(p.poll() is not None for p in processes):
-                raise RuntimeError("a worker process exited during the run")
-            time.sleep(0.1)
+        wait_until_done(services, processes, timeout)
         result = load.stop()
         load = None
         rss = rss_mb(server.pid)
-        with services.db.read() as conn:
-            ended, steps = conn.execute(
-                select(func.max(tasks.c.finished_at), func.sum(tasks.c.current_step))
-            ).one()
-            statuses = {
-                status: n
-                for status, n in conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
-            }
+        ended, steps, statuses = outcome(services)
     finally:
         if load is not None:
             load.stop()

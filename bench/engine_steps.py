@@ -259,29 +259,10 @@ def run_engine(
         try:
             released = datetime.now(UTC)
             set_due(services, released)
-            deadline = time.monotonic() + timeout
-            while True:
-                with services.db.read() as conn:
-                    left = conn.execute(
-                        select(func.count()).select_from(tasks).where(tasks.c.finished_at.is_(None))
-                    ).scalar_one()
-                if left == 0:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{left} tasks unfinished after {timeout}s")
-                if any(p.poll() is not None for p in processes):
-                    raise RuntimeError("a worker process exited during the run")
-                time.sleep(0.1)
+            wait_until_done(services, processes, timeout)
         finally:
             stop_workers(processes)
-        with services.db.read() as conn:
-            ended, steps = conn.execute(
-                select(func.max(tasks.c.finished_at), func.sum(tasks.c.current_step))
-            ).one()
-            statuses = {
-                status: n
-                for status, n in conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
-            }
+        ended, steps, statuses = outcome(services)
     finally:
         services.close()
     seconds = (ended - released).total_seconds()
@@ -300,6 +281,36 @@ def run_engine(
 
 
 # --- the baseline --------------------------------------------------------------------------------
+
+
+def wait_until_done(services: Services, processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Until every task has ended; fails past `timeout` or when a worker process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with services.db.read() as conn:
+            left = conn.execute(
+                select(func.count()).select_from(tasks).where(tasks.c.finished_at.is_(None))
+            ).scalar_one()
+        if left == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{left} tasks unfinished after {timeout}s")
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("a worker process exited during the run")
+        time.sleep(0.1)
+
+
+def outcome(services: Services) -> tuple[datetime, int, dict[str, int]]:
+    """When the last task ended, how many steps ran in all, and how many tasks ended in each status."""
+    with services.db.read() as conn:
+        ended, steps = conn.execute(
+            select(func.max(tasks.c.finished_at), func.sum(tasks.c.current_step))
+        ).one()
+        statuses = {
+            status: n
+            for status, n in conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
+        }
+    return ended, int(steps), statuses
 
 
 def task_seqs(url: str) -> list[int]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import click
 import uvicorn
@@ -29,6 +31,32 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def uvicorn_config(
+    app: Callable[..., Any],
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> uvicorn.Config:
+    """How `serve` runs uvicorn (the benchmark's bare baseline runs under the same)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=log_level,
+        lifespan="on",
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        # The client's address is the TCP peer; X-Forwarded-For counts only from HPCPLANE_TRUSTED_PROXIES,
+        # which the application applies itself.
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(services, threads=settings.api_threads)
@@ -44,19 +72,13 @@ def run_server(settings: Settings, services: Services) -> None:
     click.echo(f"hpcplane {__version__} on {scheme}://{settings.host}:{settings.port}  (store: {store})")
     if demo is not None:
         click.echo(banner(demo, settings.host, settings.port, settings.region))
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        access_log=False,
         log_level=settings.log_level,
-        lifespan="on",
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
-        # The client's address is the TCP peer; X-Forwarded-For counts only from HPCPLANE_TRUSTED_PROXIES,
-        # which the application applies itself.
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
     )
     server = _Server(config, app.state.admission)
     if settings.worker:
