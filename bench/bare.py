@@ -1,7 +1,7 @@
 """The ListTasks benchmark's baseline: a bare ASGI callable answering a constant body of a page's size.
 
 `python -m bench.bare --port N` serves it under uvicorn with the settings `hpcplane serve` uses: the
-same `hpcplane.server.uvicorn_config` (no access log, lifespan on, no proxy headers, 5 s graceful
+same `hpcplane.serving.uvicorn_config` (no access log, lifespan on, no proxy headers, 5 s graceful
 shutdown, uvicorn's default HTTP implementation and event loop), logging configured by hpcplane.logs at
 the same level. HPCPLANE_BENCH_BODY_BYTES is the body's length (the benchmark passes
 the length of one real ListTasks page of 10 tasks).
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from hpcplane import logs
-    from hpcplane.server import uvicorn_config
+    from hpcplane.serving import uvicorn_config
 
     parser = argparse.ArgumentParser(prog="python -m bench.bare", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

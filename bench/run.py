@@ -1,6 +1,7 @@
 """`python -m bench`: every benchmark, its tables, bench/results/<date>.json and one JSON line of headlines.
 
-Order: per backend and task count, seed the dataset once, start one `hpcplane serve` on it (core 0) and
+Task counts: 10k, 100k, 1M and 10M (each seeded only where the disk has room). Order: per backend and
+task count, seed the dataset once, start one `hpcplane serve` on it (core 0) and
 run ListTasks shallow and deep, each at full then half load (wrk on core 1); before the first of these,
 the bare ASGI baseline with a body as long as a real page. After the smallest PostgreSQL dataset, the
 two-process run (PostgreSQL + Redis). Then the engine with 1 and 2 worker processes on each backend while
@@ -184,7 +185,9 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m bench", engine
     counts = sorted(
         {
             int(n)
-            for n in (args.tasks or ("10000,100000" if args.quick else "10000,100000,1000000")).split(",")
+            for n in (
+                args.tasks or ("10000,100000" if args.quick else "10000,100000,1000000,10000000")
+            ).split(",")
         }
     )
     backends = [b for b in args.backends.split(",") if b]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import click
 import uvicorn
@@ -16,6 +14,7 @@ from hpcplane import __version__, logs
 from hpcplane.app import Admission, create_app
 from hpcplane.config import Settings
 from hpcplane.demo import banner, ensure_demo
+from hpcplane.serving import uvicorn_config
 from hpcplane.wiring import Services
 
 
@@ -29,32 +28,6 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._admission.shutting_down = True
         super().handle_exit(sig, frame)
-
-
-def uvicorn_config(
-    app: Callable[..., Any],
-    *,
-    host: str,
-    port: int,
-    log_level: str,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-) -> uvicorn.Config:
-    """How `serve` runs uvicorn (the benchmark's bare baseline runs under the same)."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        access_log=False,
-        log_level=log_level,
-        lifespan="on",
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        # The client's address is the TCP peer; X-Forwarded-For counts only from HPCPLANE_TRUSTED_PROXIES,
-        # which the application applies itself.
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
 
 
 def run_server(settings: Settings, services: Services) -> None:
