@@ -113,18 +113,8 @@ def run_polled(
         if server is not None:
             server.stop()
         services.close()
-    seconds = (ended - released).total_seconds()
-    engine = EngineRun(
-        backend=backend,
-        workers=workers,
-        concurrency=concurrency,
-        tasks=count,
-        steps=int(steps),
-        seconds=round(seconds, 3),
-        steps_per_s=round(steps / seconds, 1),
-        statuses=statuses,
-        setup_seconds=round(setup, 1),
-        startup_seconds=round(startup, 1),
+    engine = EngineRun.measured(
+        backend, workers, concurrency, count, released, ended, steps, statuses, setup, startup
     )
     polling = make_run(
         "ListTasks during engine",

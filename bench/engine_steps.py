@@ -68,6 +68,35 @@ class EngineRun:
     setup_seconds: float
     startup_seconds: float
 
+    @classmethod
+    def measured(
+        cls,
+        backend: str,
+        workers: int,
+        concurrency: int,
+        tasks: int,
+        released: datetime,
+        ended: datetime,
+        steps: int,
+        statuses: dict[str, int],
+        setup: float,
+        startup: float,
+    ) -> EngineRun:
+        """A run from its raw measurements: steps/s from the release of the tasks to the last end."""
+        seconds = (ended - released).total_seconds()
+        return cls(
+            backend=backend,
+            workers=workers,
+            concurrency=concurrency,
+            tasks=tasks,
+            steps=steps,
+            seconds=round(seconds, 3),
+            steps_per_s=round(steps / seconds, 1),
+            statuses=statuses,
+            setup_seconds=round(setup, 1),
+            startup_seconds=round(startup, 1),
+        )
+
 
 @dataclass
 class Baseline:
@@ -265,18 +294,8 @@ def run_engine(
         ended, steps, statuses = outcome(services)
     finally:
         services.close()
-    seconds = (ended - released).total_seconds()
-    return EngineRun(
-        backend=backend,
-        workers=workers,
-        concurrency=concurrency,
-        tasks=count,
-        steps=int(steps),
-        seconds=round(seconds, 3),
-        steps_per_s=round(steps / seconds, 1),
-        statuses=statuses,
-        setup_seconds=round(setup, 1),
-        startup_seconds=round(startup, 1),
+    return EngineRun.measured(
+        backend, workers, concurrency, count, released, ended, steps, statuses, setup, startup
     )
 
 

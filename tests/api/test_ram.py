@@ -40,28 +40,16 @@ from hpcplane.store.tables import audit_log
 from hpcplane.testing import SignedRequest, sign_v1, sign_v3
 from tests.support import sdkclients
 from tests.support.live import LiveServer
+from tests.support.policies import Doc, allow, deny, document
 from tests.support.sdkclients import SDK_KINDS, SdkError
 
 NOT_AUTHORIZED = "You are not authorized by RAM for this request."
 REGION = "cn-hangzhou"
 ERROR_FIELDS = {"RequestId", "HostId", "Code", "Message", "Recommend"}
-Doc = dict[str, Any]
 Creds = Mapping[str, str]
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def document(*statements: Doc) -> str:
-    return json.dumps({"Version": "1", "Statement": list(statements)})
-
-
-def allow(**fields: Any) -> Doc:
-    return {"Effect": "Allow", "Action": "*", "Resource": "*", **fields}
-
-
-def deny(**fields: Any) -> Doc:
-    return {"Effect": "Deny", "Action": "*", "Resource": "*", **fields}
 
 
 def trust(*principals: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,6 +20,7 @@ from hpcplane.authz.policy import (
     evaluate,
     parse_policy,
 )
+from tests.support.policies import Doc, allow, deny, document
 
 ACCOUNT = "1234567890123456"
 ARN_A = f"acs:ehpc:cn-hangzhou:{ACCOUNT}:cluster/ehpc-hz-abc"
@@ -29,20 +29,6 @@ ARN_OTHER_ACCOUNT = "acs:ehpc:cn-hangzhou:9999999999999999:cluster/ehpc-hz-abc"
 ALL = "*"
 NOW = datetime(2019, 8, 12, 9, 0, 0, tzinfo=UTC)  # 2019-08-12T17:00:00+08:00
 EPOCH = int(NOW.timestamp())
-
-Doc = dict[str, Any]
-
-
-def document(*statements: Doc) -> str:
-    return json.dumps({"Version": "1", "Statement": list(statements)})
-
-
-def allow(**fields: Any) -> Doc:
-    return {"Effect": "Allow", "Action": "*", "Resource": "*", **fields}
-
-
-def deny(**fields: Any) -> Doc:
-    return {"Effect": "Deny", "Action": "*", "Resource": "*", **fields}
 
 
 def decide(statements: list[Doc], action: str, resource: str, keys: dict[str, object] | None = None) -> bool:

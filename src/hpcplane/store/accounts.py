@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,29 +82,16 @@ def insert_key(conn: Connection, box: SecretBox, key: AccessKey, now: datetime) 
     )
 
 
-def get_key(conn: Connection, box: SecretBox, key_id: str) -> AccessKey | None:
-    """The AccessKey `key_id` with its secret decrypted, or None."""
-    row = conn.execute(
-        select(
-            access_keys.c.id,
-            access_keys.c.account_id,
-            access_keys.c.user_id,
-            access_keys.c.secret_enc,
-            access_keys.c.status,
-            ram_users.c.name.label("user_name"),
-        )
-        .select_from(access_keys.outerjoin(ram_users, ram_users.c.id == access_keys.c.user_id))
-        .where(access_keys.c.id == key_id)
-    ).first()
-    if row is None:
-        return None
+def _access_key(box: SecretBox, row: Sequence[Any]) -> AccessKey:
+    """(id, account_id, user_id, secret_enc, status, user name) as an AccessKey, its secret decrypted."""
+    key_id, account_id, user_id, secret_enc, status, user_name = row
     return AccessKey(
-        id=row.id,
-        account_id=row.account_id,
-        user_id=row.user_id,
-        user_name=row.user_name,
-        secret=box.open(row.secret_enc),
-        status=KeyStatus(row.status),
+        id=key_id,
+        account_id=account_id,
+        user_id=user_id,
+        user_name=user_name,
+        secret=box.open(secret_enc),
+        status=KeyStatus(status),
     )
 
 
@@ -119,25 +107,26 @@ def key_and_account(driver: Driver, box: SecretBox, key_id: str) -> tuple[Access
     row = driver.execute(_KEY_AND_ACCOUNT, (key_id,)).fetchone()
     if row is None:
         return None
-    key_id, account_id, user_id, secret_enc, status, user_name, account_name, enabled = row
-    key = AccessKey(
-        id=key_id,
-        account_id=account_id,
-        user_id=user_id,
-        user_name=user_name,
-        secret=box.open(secret_enc),
-        status=KeyStatus(status),
-    )
-    return key, Account(id=account_id, name=account_name, ehpc_enabled=bool(enabled))
+    key = _access_key(box, row[:6])
+    return key, Account(id=key.account_id, name=row[6], ehpc_enabled=bool(row[7]))
 
 
 def list_keys(conn: Connection, box: SecretBox, account_id: str) -> list[AccessKey]:
-    ids = conn.execute(
-        select(access_keys.c.id)
+    """The account's AccessKeys, oldest first, with their secrets decrypted."""
+    rows = conn.execute(
+        select(
+            access_keys.c.id,
+            access_keys.c.account_id,
+            access_keys.c.user_id,
+            access_keys.c.secret_enc,
+            access_keys.c.status,
+            ram_users.c.name,
+        )
+        .select_from(access_keys.outerjoin(ram_users, ram_users.c.id == access_keys.c.user_id))
         .where(access_keys.c.account_id == account_id)
         .order_by(access_keys.c.created_at)
-    ).scalars()
-    return [key for key in (get_key(conn, box, key_id) for key_id in ids) if key is not None]
+    )
+    return [_access_key(box, row) for row in rows]
 
 
 def set_key_status(conn: Connection, key_id: str, status: KeyStatus) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -18,14 +17,6 @@ def insert_cluster(conn: Connection, values: Mapping[str, Any]) -> None:
 def insert_nodes(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(nodes), rows)
-
-
-def cluster_visible_since(conn: Connection, cluster_id: str, account_id: str, since: datetime) -> bool:
-    """True when the account owns the cluster and it was not deleted before `since`."""
-    row = conn.execute(
-        select(clusters.c.deleted_at).where(clusters.c.id == cluster_id, clusters.c.account_id == account_id)
-    ).first()
-    return row is not None and (row.deleted_at is None or row.deleted_at >= since)
 
 
 def lock_cluster(conn: Connection, cluster_id: str, account_id: str) -> dict[str, Any] | None:

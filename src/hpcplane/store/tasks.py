@@ -107,7 +107,6 @@ class TaskPage:
     total: int
 
 
-_EMPTY = TaskPage(tasks=[], total=0)
 _COLUMNS = (
     "task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request, created_at"
 )
@@ -174,16 +173,16 @@ def list_tasks(
         count_params = () if own_count else params[1:]
         rows = driver.execute(sql, (*count_params, cluster_id, account_id, *params, limit, offset)).fetchall()
         if not rows:
-            return None, _EMPTY
+            return None, TaskPage(tasks=[], total=0)
         scope = _scope(driver, rows[0][:4])
         total = scope.task_count if own_count else int(rows[0][4] or 0)
         return scope, TaskPage([_view(driver, row[5:]) for row in rows if row[5] is not None], total)
     row = driver.execute(_SCOPE, (cluster_id, account_id)).fetchone()
     if row is None:
-        return None, _EMPTY
+        return None, TaskPage(tasks=[], total=0)
     scope = _scope(driver, row)
     if not scope.cluster_found:
-        return scope, _EMPTY
+        return scope, TaskPage(tasks=[], total=0)
     if own_count:
         total = scope.task_count
     else:

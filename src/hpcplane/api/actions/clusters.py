@@ -165,10 +165,9 @@ def _application(tag: str) -> dict[str, object]:
 # --- ListClusters --------------------------------------------------------------------------------
 
 
-def _cluster_simple(summary: ClusterSummary) -> dict[str, object]:
-    c, extra = summary.cluster, summary.cluster.extra
-    computes = summary.role("compute")
-    total = summary.compute_resources()
+def _cluster_common(c: ClusterView) -> dict[str, object]:
+    """The fields ClusterInfoSimple (ListClusters) and ClusterInfo (DescribeCluster) share."""
+    extra = c.extra
     return {
         "Id": c.id,
         "RegionId": c.region_id,
@@ -176,6 +175,7 @@ def _cluster_simple(summary: ClusterSummary) -> dict[str, object]:
         "Name": c.name,
         "Description": c.description,
         "Status": c.status,
+        "CreateTime": _time(c.created_at),
         "OsTag": c.os_tag,
         "BaseOsTag": c.os_tag,
         "ImageId": c.image_id,
@@ -184,15 +184,23 @@ def _cluster_simple(summary: ClusterSummary) -> dict[str, object]:
         "SchedulerType": c.scheduler_type,
         "DeployMode": c.deploy_mode,
         "ClientVersion": c.client_version,
-        "EhpcVersion": _text(extra, "EhpcVersion", "1.0.0"),
         "Location": c.location,
-        "InstanceChargeType": c.ecs_charge_type,
-        "InstanceType": c.compute_instance_type,
         "VpcId": c.vpc_id,
         "VSwitchId": c.vswitch_id,
-        "CreateTime": _time(c.created_at),
-        "ResourceGroupId": _text(extra, "ResourceGroupId"),
         "ComputeSpotStrategy": _text(extra, "ComputeSpotStrategy", "NoSpot"),
+        "ResourceGroupId": _text(extra, "ResourceGroupId"),
+    }
+
+
+def _cluster_simple(summary: ClusterSummary) -> dict[str, object]:
+    c, extra = summary.cluster, summary.cluster.extra
+    computes = summary.role("compute")
+    total = summary.compute_resources()
+    return {
+        **_cluster_common(c),
+        "EhpcVersion": _text(extra, "EhpcVersion", "1.0.0"),
+        "InstanceChargeType": c.ecs_charge_type,
+        "InstanceType": c.compute_instance_type,
         "ComputeSpotPriceLimit": _number(extra, "ComputeSpotPriceLimit"),
         "IsComputeEss": _flag(extra, "IsComputeEss", False),
         "HasPlugin": bool(_text(extra, "Plugin")),
@@ -228,30 +236,13 @@ def _ecs(count: int, instance_type: str) -> dict[str, object]:
 def _cluster_info(summary: ClusterSummary) -> dict[str, object]:
     c, extra = summary.cluster, summary.cluster.extra
     return {
-        "Id": c.id,
-        "RegionId": c.region_id,
-        "ZoneId": c.zone_id,
-        "Name": c.name,
-        "Description": c.description,
-        "Status": c.status,
-        "CreateTime": _time(c.created_at),
-        "OsTag": c.os_tag,
-        "BaseOsTag": c.os_tag,
-        "ImageId": c.image_id,
+        **_cluster_common(c),
         "ImageName": c.image_id,
-        "ImageOwnerAlias": c.image_owner_alias,
         "InitialImage": {"ImageId": c.image_id, "ImageOwnerAlias": c.image_owner_alias, "OsTag": c.os_tag},
-        "AccountType": c.account_type,
-        "SchedulerType": c.scheduler_type,
         "SchedulerVersion": reads.scheduler_version(c.scheduler_type),
         "SchedulerPreInstall": 0,
-        "DeployMode": c.deploy_mode,
         "HaEnable": c.ha_enable,
-        "ClientVersion": c.client_version,
         "ClusterVersion": _text(extra, "ClusterVersion", "V1.0"),
-        "Location": c.location,
-        "VpcId": c.vpc_id,
-        "VSwitchId": c.vswitch_id,
         "SecurityGroupId": c.security_group_id,
         "KeyPairName": c.key_pair_name,
         "EcsChargeType": c.ecs_charge_type,
@@ -260,13 +251,11 @@ def _cluster_info(summary: ClusterSummary) -> dict[str, object]:
             "Login": _ecs(summary.role("login").total, c.login_instance_type),
             "Compute": _ecs(summary.role("compute").total, c.compute_instance_type),
         },
-        "ComputeSpotStrategy": _text(extra, "ComputeSpotStrategy", "NoSpot"),
         "ComputeSpotPriceLimit": _text(extra, "ComputeSpotPriceLimit", "0"),
         "Period": _text(extra, "Period", "1"),
         "PeriodUnit": _text(extra, "PeriodUnit", "Month"),
         "AutoRenew": _text(extra, "AutoRenew", "false"),
         "AutoRenewPeriod": _text(extra, "AutoRenewPeriod", "1"),
-        "ResourceGroupId": _text(extra, "ResourceGroupId"),
         "SccClusterId": _text(extra, "SccClusterId"),
         "Domain": _text(extra, "Domain"),
         "RamRoleName": _text(extra, "RamRoleName"),
