@@ -16,6 +16,7 @@ from hpcplane.api.dispatch import VERSIONS
 from hpcplane.api.errors import error_response
 from hpcplane.api.params import Params
 from hpcplane.api.protocol import RpcRequest
+from hpcplane.api.validation import check_credentials, check_request
 from hpcplane.authz.policy import RequestContext
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import (
@@ -105,6 +106,7 @@ class Gateway:
 
     def _run(self, req: RpcRequest, request_id: str, trail: _Trail) -> dict[str, object]:
         creds = read_credentials(req)
+        check_credentials(creds)
         action = self._action(req)
         trail.action = action.permission.action
         principal = self._services.authenticator.authenticate(req, creds)
@@ -112,6 +114,7 @@ class Gateway:
         structlog.contextvars.bind_contextvars(
             account_id=principal.account.id, access_key_id=principal.access_key_id
         )
+        check_request(req)
         query = action.read(Params(req.params))
         resource = action.permission.resource_for(
             self._services.settings.region, principal.account.id, req.params

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import re
+import builtins
 from collections.abc import Mapping
 
+from hpcplane.api import values
 from hpcplane.domain.errors import InvalidParams
 
-_INTEGER = re.compile(r"^[+-]?[0-9]{1,64}$")
 _TRUE = "true"
 _FALSE = "false"
 
 
 class Params:
-    """Typed access to the string parameters of one call."""
+    """Typed access to the string parameters of one call.
+
+    Every reader obeys the rules of api/values.py: text holds no NUL byte or lone surrogate, integers
+    are ASCII digits of bounded length, JSON is bounded in size and depth (see also api/validation.py,
+    which checks every parameter of a request before any reader runs)."""
 
     def __init__(self, raw: Mapping[str, str]) -> None:
         self._raw = raw
@@ -29,7 +33,7 @@ class Params:
             return None
         if len(value) > max_length:
             raise InvalidParams(name, f"is longer than {max_length} characters")
-        return value
+        return values.check_text(name, value)
 
     def required_str(self, name: str, *, max_length: int = 1024) -> str:
         value = self.text(name, required=True, max_length=max_length)
@@ -40,10 +44,7 @@ class Params:
         value = self._raw.get(name)
         if value is None or value == "":
             return default
-        text = value.strip()
-        if not _INTEGER.match(text):
-            raise InvalidParams(name, "is not an integer")
-        number = int(text)
+        number = values.ascii_int(name, value)
         if not minimum <= number <= maximum:
             raise InvalidParams(name, f"is outside {minimum} to {maximum}")
         return number
@@ -59,3 +60,18 @@ class Params:
         if lowered == _FALSE:
             return False
         raise InvalidParams(name, "is not a boolean")
+
+    def json(
+        self,
+        name: str,
+        *,
+        required: builtins.bool = False,
+        max_length: builtins.int = values.JSON_MAX_CHARS,
+        max_depth: builtins.int = values.JSON_MAX_DEPTH,
+    ) -> object | None:
+        """A JSON parameter (the SDK's "shrink" parameters, ListNodes' Filter), parsed within bounds;
+        None when absent or empty."""
+        text = self.text(name, required=required, max_length=max_length)
+        if text is None:
+            return None
+        return values.read_json(name, text, max_depth=max_depth, max_chars=max_length)

@@ -30,7 +30,7 @@ from hpcplane.store import ram as store
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
 
-_ROLE_ARN = re.compile(r"^acs:ram::(\d+):role/([A-Za-z0-9.\-]{1,64})$", re.IGNORECASE)
+_ROLE_ARN = re.compile(r"^acs:ram::([0-9]+):role/([A-Za-z0-9.\-]{1,64})$", re.IGNORECASE)
 _SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_\-]{2,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9.@_\-]{1,128}$")
 
@@ -164,11 +164,11 @@ class RamService:
         policy: str | None,
     ) -> StsCredentials:
         """Issue temporary credentials for the role, if its trust policy admits the caller."""
-        match = _ROLE_ARN.match(role_arn)
+        match = _ROLE_ARN.fullmatch(role_arn)
         if match is None:
             raise InvalidRoleArn()
         account_id, role_name = match.groups()
-        if not _SESSION_NAME.match(session_name):
+        if not _SESSION_NAME.fullmatch(session_name):
             raise InvalidRoleSessionName()
         if policy is not None:
             try:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from hpcplane.store.db import Driver
+from hpcplane.store.limits import fit
 from hpcplane.store.tables import audit_log
 
 
@@ -41,7 +42,17 @@ def insert_records(conn: Connection, records: Sequence[AuditRecord]) -> None:
     """One batch, on the bare driver in the caller's transaction: the batch holds SQLite's single writer
     while it runs, so it must be short (SQLAlchemy's executemany took several times as long)."""
     if records:
-        Driver.within(conn).executemany(_INSERT, [[getattr(r, name) for name in _FIELDS] for r in records])
+        Driver.within(conn).executemany(_INSERT, [_row(r) for r in records])
+
+
+def _row(record: AuditRecord) -> list[object]:
+    """The record's values, text fitted to its columns: a client's Action or RoleArn of any length or
+    with a NUL byte must not make a batch of the trail unwritable (and so retried forever)."""
+    row: list[object] = []
+    for name in _FIELDS:
+        value = getattr(record, name)
+        row.append(fit("audit_log", name, value) if isinstance(value, str) else value)
+    return row
 
 
 def search(

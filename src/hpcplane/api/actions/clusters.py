@@ -68,10 +68,9 @@ def _status_filter(p: Params) -> str | None:
         return None
     status: object = text.strip()
     if text.strip().startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise InvalidParams("Filter", "is not a JSON object") from None
+        value = p.json("Filter", max_length=1024)
+        if not isinstance(value, dict):
+            raise InvalidParams("Filter", "is not a JSON object")
         status = {str(k).lower(): v for k, v in value.items()}.get("status")
         if status is None or status == "":
             return None

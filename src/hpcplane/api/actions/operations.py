@@ -10,11 +10,13 @@ from typing import Any
 from hpcplane.api.action import Action, Call
 from hpcplane.api.listparams import indexed
 from hpcplane.api.params import Params
+from hpcplane.api.validation import kept
 from hpcplane.authz import ALL_RESOURCES, Permission
 from hpcplane.domain.errors import InvalidParams
 from hpcplane.domain.resources import Role
 from hpcplane.domain.tasks import TaskType
-from hpcplane.services.operations import AddSpec, ClusterSpec, NewNode
+from hpcplane.services.operations import AddSpec, ClusterSpec, NewNode, operation_params
+from hpcplane.store.limits import width
 
 CLUSTER_ARN = "acs:ehpc:{region}:{account}:cluster/{ClusterId}"
 _HOST_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$|^$")
@@ -58,6 +60,7 @@ _CLUSTER_COLUMNS = {
     "EcsChargeType": "ecs_charge_type",
     "KeyPairName": "key_pair_name",
 }
+_DESCRIPTION_MAX = 256  # E-HPC's documented bound; the column is unbounded text
 
 
 def _choice(p: Params, name: str) -> str:
@@ -68,7 +71,7 @@ def _choice(p: Params, name: str) -> str:
 
 
 def _token(p: Params) -> str | None:
-    token = p.text("ClientToken", max_length=64)
+    token = p.text("ClientToken", max_length=width("tasks", "client_token"))
     if token is not None and not token.isascii():
         raise InvalidParams("ClientToken", "must be ASCII")
     return token
@@ -92,7 +95,7 @@ def _check_password(p: Params) -> None:
 
 
 def read_create_cluster(p: Params) -> ClusterSpec:
-    name = p.required_str("Name", max_length=64)
+    name = p.required_str("Name", max_length=min(64, width("clusters", "name")))
     if len(name) < 2:
         raise InvalidParams("Name", "needs 2 to 64 characters")
     _check_password(p)
@@ -101,7 +104,7 @@ def read_create_cluster(p: Params) -> ClusterSpec:
     logins = p.int("EcsOrder.Login.Count", default=1, minimum=1, maximum=1)
     computes = p.int("EcsOrder.Compute.Count", default=0, minimum=0, maximum=99)
     types = {
-        role: p.text(f"EcsOrder.{role.api_name}.InstanceType", max_length=64)
+        role: p.text(f"EcsOrder.{role.api_name}.InstanceType", max_length=width("nodes", "instance_type"))
         or ("ecs.c6.large" if role is Role.COMPUTE else "ecs.g6.large")
         for role in Role
     }
@@ -110,7 +113,7 @@ def read_create_cluster(p: Params) -> ClusterSpec:
         if param in _CHOICES:
             values[column] = _choice(p, param)
         else:
-            value = p.text(param, max_length=1024)
+            value = p.text(param, max_length=width("clusters", column, unbounded=_DESCRIPTION_MAX))
             if value is not None:
                 values[column] = value
     values.setdefault("zone_id", "cn-hangzhou-b")
@@ -121,7 +124,14 @@ def read_create_cluster(p: Params) -> ClusterSpec:
     for role in Role:
         values[f"{role.value}_instance_type"] = types[role]
     known = {"Name", "HaEnable", "Password", "ClientToken", *_CLUSTER_COLUMNS}
-    extra = {k: v for k, v in p.raw().items() if k not in known and not k.startswith("EcsOrder.")}
+    # What the call says beyond the columns, bounded; never the envelope, the signature or a secret.
+    extra = kept(
+        {
+            k: v
+            for k, v in operation_params(p.raw()).items()
+            if k not in known and not k.startswith("EcsOrder.")
+        }
+    )
     values["extra"] = json.dumps(extra, sort_keys=True)
     nodes = (
         [NewNode(Role.MANAGER, f"manager{i}", types[Role.MANAGER]) for i in range(managers)]

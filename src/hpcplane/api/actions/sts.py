@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hpcplane.api import values
 from hpcplane.api.action import Action, Call
 from hpcplane.api.params import Params
 from hpcplane.authz import Permission
-from hpcplane.domain.errors import InvalidDurationSeconds, MissingParameter
+from hpcplane.domain.errors import InvalidDurationSeconds, InvalidParams, MissingParameter
 
 STS_VERSION = "2015-04-01"
+_POLICY_MAX = 2048  # STS documents 1 to 2048 characters for a session policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +28,17 @@ def read_assume_role(p: Params) -> AssumeRoleQuery:
         if not raw.get(name):
             raise MissingParameter(name=name)
     duration_text = raw.get("DurationSeconds") or None
-    if duration_text is not None and not duration_text.isdigit():
-        raise InvalidDurationSeconds(maximum="43200")
+    duration = None
+    if duration_text is not None:
+        try:
+            duration = values.ascii_int("DurationSeconds", duration_text)
+        except InvalidParams:
+            raise InvalidDurationSeconds(maximum="43200") from None
     return AssumeRoleQuery(
-        role_arn=raw["RoleArn"],
+        role_arn=raw["RoleArn"],  # its shape (and so its length) is the service's: InvalidParameter.RoleArn
         session_name=raw["RoleSessionName"],
-        duration=int(duration_text) if duration_text else None,
-        policy=raw.get("Policy") or None,
+        duration=duration,
+        policy=p.text("Policy", max_length=_POLICY_MAX),
     )
 
 
