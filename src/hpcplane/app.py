@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hpcplane import ids
+from hpcplane.api import openapi
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
@@ -108,6 +109,14 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
     async def not_rpc(request: Request) -> Response:
         return error(ActionNotFound(), ids.request_id())
 
+    async def openapi_json(request: Request) -> Response:
+        """The OpenAPI 3.1 description (api/openapi.py); OpenApiUnavailable without the official SDK."""
+        try:
+            description = await run_in_threadpool(openapi.document)
+        except HpcplaneError as exc:
+            return error(exc, ids.request_id())
+        return Response(render(description), media_type=JSON_TYPE)
+
     async def health(request: Request) -> Response:
         return Response(render({"Status": "ok"}), media_type=JSON_TYPE)
 
@@ -123,6 +132,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         routes=[
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         ],
         lifespan=lifespan,

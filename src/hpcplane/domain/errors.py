@@ -202,3 +202,13 @@ class PolicyGrammar(HpcplaneError):
 class AssumeRoleDenied(HpcplaneError):
     code = "NoPermission"
     template = "You are not authorized to do this action. You should be authorized by RAM."
+
+
+# --- The service's own description -------------------------------------------------------------
+
+
+class OpenApiUnavailable(HpcplaneError):
+    """GET /openapi.json on an install without the official SDK, whose models describe the parameters."""
+
+    code = "OpenApiUnavailable"
+    template = "The OpenAPI description needs the official SDK: pip install 'hpcplane[sdk]'."
