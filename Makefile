@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit install install-test bench bench-quick clean
+.PHONY: serve test lint typecheck unit install install-test bench bench-quick fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: install-test
 
 bench-quick: install-test
 	$(BIN)/python -m bench --quick
+
+# A long fuzz run (tests/fuzz): FUZZ_SECONDS split between SQLite and PostgreSQL (when reachable).
+FUZZ_SECONDS ?= 300
+fuzz: install-test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m tests.fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
