@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.store.audit import search
+from hpcplane.store.tables import nodes
 from tests.support.live import LiveServer
 from tests.support.rawcalls import Caller, Pairs, checksums, error_of
 
@@ -22,14 +24,21 @@ LONG = "x" * 200
 
 @pytest.fixture(scope="module")
 def caller(server: LiveServer) -> Iterator[Caller]:
-    """An account with one cluster, and a client signing with its AccessKey."""
+    """An account with one cluster (two compute nodes), and a client signing with its AccessKey."""
     key = server.new_account("hostile")
     services = server.services
     cluster = seed_cluster(
-        services.db, services.clock, account_id=key["AccountId"], region="cn-hangzhou", name="h"
+        services.db, services.clock, account_id=key["AccountId"], region="cn-hangzhou", name="h", computes=2
     )
+    with services.db.read() as conn:
+        found = conn.execute(
+            select(nodes.c.id)
+            .where(nodes.c.cluster_id == cluster, nodes.c.role == "compute")
+            .order_by(nodes.c.id)
+        )
+        first, second = (str(i) for i in found.scalars())
     with httpx.Client(trust_env=False) as client:
-        yield Caller(server.endpoint, {**key, "ClusterId": cluster}, client)
+        yield Caller(server.endpoint, {**key, "ClusterId": cluster, "first": first, "second": second}, client)
 
 
 def refused(
@@ -78,22 +87,36 @@ def test_non_canonical_list_index_is_refused(
     """DeleteNodes/StopNodes with Instance.<5000 ones>.Id, Instance.01.Id, an Arabic-Indic index or a
     trailing newline is InvalidParams."""
     for action in ("DeleteNodes", "StopNodes"):
-        invalid(server, caller, kind, action, {"ClusterId": caller.key["ClusterId"], name: "i-x"})
+        invalid(
+            server, caller, kind, action, {"ClusterId": caller.key["ClusterId"], name: caller.key["first"]}
+        )
 
 
 @KINDS
 def test_aliases_of_one_index_do_not_bypass_the_limit(server: LiveServer, caller: Caller, kind: str) -> None:
-    """150 spellings of Instance.1.Id in one StopNodes are refused, and nothing is stopped."""
-    params = {"ClusterId": caller.key["ClusterId"]} | {
-        f"Instance.{'0' * n}1.Id": f"i-{n}" for n in range(150)
-    }
+    """150 spellings of Instance.1.Id naming 150 real nodes in one StopNodes (the limit is 100) are
+    refused, and nothing is stopped."""
+    services = server.services
+    big = seed_cluster(
+        services.db,
+        services.clock,
+        account_id=caller.key["AccountId"],
+        region="cn-hangzhou",
+        name=kind,
+        computes=150,
+    )
+    with services.db.read() as conn:
+        found = conn.execute(select(nodes.c.id).where(nodes.c.cluster_id == big, nodes.c.role == "compute"))
+        instances = [str(i) for i in found.scalars()]
+    params = {"ClusterId": big} | {f"Instance.{'0' * n}1.Id": instances[n] for n in range(150)}
     invalid(server, caller, kind, "StopNodes", params)
 
 
 def test_repeated_parameter_is_refused(server: LiveServer, caller: Caller) -> None:
     """Instance.1.Id given twice (signed, V3) is InvalidParams naming it, not merged."""
+    first, second = caller.key["first"], caller.key["second"]
     pairs = Pairs(
-        [("ClusterId", caller.key["ClusterId"]), ("Instance.1.Id", "i-a"), ("Instance.1.Id", "i-b")]
+        [("ClusterId", caller.key["ClusterId"]), ("Instance.1.Id", first), ("Instance.1.Id", second)]
     )
     invalid(server, caller, "v3", "StopNodes", pairs, "Instance.1.Id")
 
