@@ -64,11 +64,18 @@ def prepare(server: LiveServer, client: httpx.Client, folder: Path) -> Target:
     key = server.new_account("fuzz")
     acct = key["AccountId"]
     services = server.services
+    # Two running clusters and a stopped one, so that Start* as well as Stop* calls can be accepted.
     clusters = [
         seed_cluster(
-            services.db, services.clock, account_id=acct, region="cn-hangzhou", name=f"f{i}", computes=3
+            services.db,
+            services.clock,
+            account_id=acct,
+            region="cn-hangzhou",
+            name=f"f{i}",
+            status=status,
+            computes=3,
         )
-        for i in range(2)
+        for i, status in enumerate(("running", "running", "stopped"))
     ]
     with services.db.read() as conn:
         instances = [

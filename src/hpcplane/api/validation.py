@@ -70,7 +70,7 @@ def check_request(req: RpcRequest) -> None:
 def check_names(names: Iterable[str]) -> None:
     for count, name in enumerate(names, 1):
         if count > MAX_PARAMETERS:
-            raise InvalidParams("Action", f"has more than {MAX_PARAMETERS} parameters")
+            raise InvalidParams(shown(name), f"is beyond {MAX_PARAMETERS} parameters")
         if not _NAME.fullmatch(name):
             raise InvalidParams(shown(name), "is not a well-formed parameter name")
         for segment in name.split("."):
