@@ -292,3 +292,48 @@ def _parsed(answer: bytes) -> RawResponse:
     response = parse(answer)
     assert response is not None, f"no whole response: {answer[:200]!r}"
     return response
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server that holds at most four connections, with timeouts long enough not to interfere."""
+    home: Path = tmp_path_factory.mktemp("limited")
+    live = LiveServer(home, max_connections="4", idle_timeout="60", header_timeout="60").start()
+    yield live
+    live.stop()
+
+
+HEALTH = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+
+
+def test_idle_connections_are_shed_to_admit_new_ones(limited: LiveServer) -> None:
+    """At the limit with four silent connections, a new client is served and the oldest silent one is
+    closed to make room for it."""
+    silent = [connect(limited.endpoint) for _ in range(4)]
+    try:
+        assert hung_up(silent[0], 0.5) is False
+        response = exchange(limited.endpoint, HEALTH)
+        assert response.status == 200
+        assert hung_up(silent[0], 10)
+        assert not any(hung_up(sock, 0.2) for sock in silent[1:])
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_busy_connections_past_the_limit_get_service_unavailable(limited: LiveServer) -> None:
+    """At the limit with four connections each in the middle of a request, a fifth gets 503
+    ServiceUnavailable in the envelope, and is closed; the four go on when they finish."""
+    busy = [connect(limited.endpoint) for _ in range(4)]
+    try:
+        for sock in busy:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        response = exchange(limited.endpoint, HEALTH)
+        assert response.status == 503
+        response.envelope("ServiceUnavailable")
+        for sock in busy:
+            sock.sendall(b"connection: close\r\n\r\n")
+            assert read_response(sock).status == 200
+    finally:
+        for sock in busy:
+            sock.close()
