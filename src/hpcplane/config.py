@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     action_rate_limits: str = Field(
         default="", description="per AccessKey and action, e.g. CreateCluster=1/5;AddNodes=5 (rate[/burst])"
     )
+
+    @field_validator("action_rate_limits")
+    @classmethod
+    def _action_quotas(cls, value: str) -> str:
+        from hpcplane.api.throttle import parse_quotas
+
+        parse_quotas(0, 1, value)  # a ValueError names the part that is not Action=rate[/burst]
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -18,7 +18,6 @@ per connection it adds:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,8 @@ from hpcplane.domain import errors as e
 # How long, and how much, a refused connection goes on reading (and dropping) of what the client sends.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
+# How often a server looks for connections past their deadline: timeouts are this much late at most.
+SWEEP_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +75,15 @@ def envelope_bytes(error: e.HpcplaneError, host_id: str, default_headers: list[t
 
 
 class GuardedProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol with the limits of `Limits`; a subclass made by `guarded_protocol` sets them."""
+    """HttpToolsProtocol with the limits of `Limits`; a subclass made by `guarded_protocol` sets them.
+
+    A request pays for no timer: it sets a deadline (a float), and one sweep a server, every
+    SWEEP_SECONDS, acts on the deadlines that have passed."""
 
     limits: Limits
-    idle: dict[GuardedProtocol, None]  # connections waiting for a request, oldest first (one per server)
+    live: set[GuardedProtocol]  # this server's connections
+    idle: dict[GuardedProtocol, None]  # those waiting for a request, oldest first
+    sweeper: list[asyncio.TimerHandle]  # the running sweep, if any
 
     def __init__(
         self,
@@ -87,34 +93,32 @@ class GuardedProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._timer: asyncio.TimerHandle | None = None
-        self._in_head = False
+        self._deadline: float | None = None  # when the wait named by _waiting_for ends
+        self._waiting_for = "idle"  # "idle" (no byte yet), "head", "body" or "linger"
         self._head_bytes = 0
         self._body_bytes = 0
         self._refused = False
         self._over_limit = False
 
-    # --- timers
+    # --- deadlines
 
-    def _arm(self, seconds: float, fire: Callable[[], None]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(seconds, fire)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _close_idle(self) -> None:
-        self._timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-    def _slow_request(self) -> None:
-        self._timer = None
-        seconds = self.limits.header_timeout if self._in_head else self.limits.body_timeout
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._waiting_for in ("idle", "linger"):
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
+        seconds = self.limits.header_timeout if self._waiting_for == "head" else self.limits.body_timeout
         self._refuse(e.RequestTimeout(seconds=f"{seconds:g}"))
+
+    @classmethod
+    def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for connection in [c for c in cls.live if c._deadline is not None and c._deadline <= now]:
+            connection._expire()
+        cls.sweeper.clear()
+        if cls.live:
+            cls.sweeper.append(loop.call_later(SWEEP_SECONDS, cls._sweep, loop))
 
     # --- connection life
 
@@ -127,11 +131,16 @@ class GuardedProtocol(HttpToolsProtocol):
             else:
                 del self.idle[oldest]
                 oldest.transport.close()
+        cls = type(self)
+        cls.live.add(self)
         self.idle[self] = None
-        self._arm(self.limits.idle_timeout, self._close_idle)
+        self._deadline = self.loop.time() + self.limits.idle_timeout
+        if not cls.sweeper:
+            cls.sweeper.append(self.loop.call_later(SWEEP_SECONDS, cls._sweep, self.loop))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        self.live.discard(self)
         self.idle.pop(self, None)
         super().connection_lost(exc)
 
@@ -157,7 +166,7 @@ class GuardedProtocol(HttpToolsProtocol):
             if not self._refused:
                 self._refuse(e.MalformedRequest())
             return
-        if self._in_head:
+        if self._waiting_for == "head":
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(e.HeadersTooLarge(limit=str(self.limits.max_header_bytes)))
@@ -176,39 +185,37 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
+        self._waiting_for = "head"
+        self._deadline = self.loop.time() + self.limits.header_timeout
         self._head_bytes = 0
         self._body_bytes = 0
-        self._arm(self.limits.header_timeout, self._slow_request)
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > self.limits.max_url_bytes:
-            self._refuse(e.UrlTooLong(limit=str(self.limits.max_url_bytes)))
-            raise _Refused
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self.limits.max_header_bytes:
-            self._refuse(e.HeadersTooLarge(limit=str(self.limits.max_header_bytes)))
-            raise _Refused
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._disarm()
+        limits = self.limits
+        if len(self.url) > limits.max_url_bytes:
+            self._refuse(e.UrlTooLong(limit=str(limits.max_url_bytes)))
+            raise _Refused
+        size = len(self.url)
         has_body = False
         for name, value in self.headers:
+            size += len(name) + len(value) + 4
             if name == b"content-length":
                 has_body = value.strip() not in (b"", b"0")
-                if has_body and _too_long(value, self.limits.max_body_bytes):
-                    self._refuse(e.BodyTooLarge(limit=str(self.limits.max_body_bytes)))
+                if has_body and _too_long(value, limits.max_body_bytes):
+                    self._refuse(e.BodyTooLarge(limit=str(limits.max_body_bytes)))
                     raise _Refused
             elif name == b"transfer-encoding":
                 has_body = True
-        super().on_headers_complete()
+        if size > limits.max_header_bytes:
+            self._refuse(e.HeadersTooLarge(limit=str(limits.max_header_bytes)))
+            raise _Refused
         if has_body:
-            self._arm(self.limits.body_timeout, self._slow_request)
+            self._waiting_for = "body"
+            self._deadline = self.loop.time() + limits.body_timeout
+        else:
+            self._waiting_for = "app"
+            self._deadline = None
+        super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -218,8 +225,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._timer is not None and not self._in_head:
-            self._disarm()
+        if self._waiting_for == "body":
+            self._waiting_for = "app"
+            self._deadline = None
         super().on_message_complete()
 
     # --- refusing
@@ -230,7 +238,7 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         self._refused = True
         self.logger.info("refused %s:%d: %s", *(self.client or ("-", 0)), error.code)
-        self._disarm()
+        self._deadline = None
         self.idle.pop(self, None)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
@@ -245,7 +253,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-            self._timer = self.loop.call_later(LINGER_SECONDS, self._close_idle)
+            self._waiting_for = "linger"
+            self._deadline = self.loop.time() + LINGER_SECONDS
         else:
             self.transport.close()
 
@@ -263,5 +272,7 @@ def guarded_protocol(limits: Limits) -> type[GuardedProtocol]:
         pass
 
     GuardedHttpProtocol.limits = limits
+    GuardedHttpProtocol.live = set()
     GuardedHttpProtocol.idle = {}
+    GuardedHttpProtocol.sweeper = []
     return GuardedHttpProtocol

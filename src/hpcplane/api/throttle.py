@@ -101,7 +101,24 @@ class LocalBuckets:
         self._since_prune = 0
 
     def take(self, access_key_id: str, action: str) -> int:
-        buckets = self._quotas.buckets(access_key_id, action)
+        per_key = self._quotas.per_key
+        if not self._quotas.per_action:  # the usual case, kept to a few dict and float operations
+            if per_key is None:
+                return 0
+            with self._lock:
+                now = self._clock()
+                state = self._state.get(access_key_id)
+                if state is None:
+                    state = self._state[access_key_id] = [float(per_key.burst), now]
+                tokens = refill(state[0], now - state[1], per_key)
+                if tokens < 1.0:
+                    return wait_ms(tokens, per_key)
+                state[0], state[1] = tokens - 1.0, now
+                self._count(now)
+            return 0
+        return self._take_all(self._quotas.buckets(access_key_id, action))
+
+    def _take_all(self, buckets: list[tuple[str, Quota]]) -> int:
         if not buckets:
             return 0
         with self._lock:
@@ -121,11 +138,14 @@ class LocalBuckets:
             for state, tokens in levels:
                 state[0] = tokens - 1.0
                 state[1] = now
-            self._since_prune += 1
-            if self._since_prune >= _PRUNE_EVERY:
-                self._since_prune = 0
-                self._prune(now)
+            self._count(now)
         return 0
+
+    def _count(self, now: float) -> None:
+        self._since_prune += 1
+        if self._since_prune >= _PRUNE_EVERY:
+            self._since_prune = 0
+            self._prune(now)
 
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled: they are the same as new ones."""
