@@ -95,7 +95,8 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         length = headers.get("content-length")
         if length is None and "transfer-encoding" not in headers:
             return b""
-        if length is not None and length.strip().isdigit() and int(length) > max_body:
+        text = (length or "").strip()
+        if text.isascii() and text.isdigit() and (len(text) > 19 or int(text) > max_body):
             return None
         body = bytearray()
         async for chunk in request.stream():
