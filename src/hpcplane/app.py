@@ -91,12 +91,16 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
     async def read_body(request: Request) -> bytes | None:
         """The body, or None when it is larger than allowed: refused before it is read whole (under
         `serve` the connection guard refuses it earlier still, from Content-Length)."""
-        headers = request.headers
-        length = headers.get("content-length")
-        if length is None and "transfer-encoding" not in headers:
+        length: bytes | None = None
+        framed = False
+        for name, value in request.scope["headers"]:  # raw: the SDKs send no body, keep that cheap
+            if name == b"content-length":
+                length, framed = value.strip(), True
+            elif name == b"transfer-encoding":
+                framed = True
+        if not framed:
             return b""
-        text = (length or "").strip()
-        if text.isascii() and text.isdigit() and (len(text) > 19 or int(text) > max_body):
+        if length is not None and length.isdigit() and (len(length) > 19 or int(length) > max_body):
             return None
         body = bytearray()
         async for chunk in request.stream():

@@ -56,9 +56,10 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing once the connection has been answered."""
 
 
-def envelope_bytes(error: e.HpcplaneError, host_id: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+def envelope_bytes(
+    error: e.HpcplaneError, request_id: str, host_id: str, default_headers: list[tuple[bytes, bytes]]
+) -> bytes:
     """A whole HTTP/1.1 response: the error's status and JSON envelope, then the connection closes."""
-    request_id = ids.request_id()
     response = error_response(error, request_id, host_id)
     body = orjson.dumps(response.body)
     lines = [STATUS_LINE[response.status]]
@@ -237,7 +238,8 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused or self.transport.is_closing():
             return
         self._refused = True
-        self.logger.info("refused %s:%d: %s", *(self.client or ("-", 0)), error.code)
+        request_id = ids.request_id()
+        self.logger.info("refused %s:%d: %s %s", *(self.client or ("-", 0)), error.code, request_id)
         self._deadline = None
         self.idle.pop(self, None)
         cycle = self.cycle
@@ -249,7 +251,9 @@ class GuardedProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         self.pipeline.clear()
         self._body_bytes = 0
-        self.transport.write(envelope_bytes(error, self.limits.host_id, self.server_state.default_headers))
+        self.transport.write(
+            envelope_bytes(error, request_id, self.limits.host_id, self.server_state.default_headers)
+        )
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
