@@ -102,6 +102,9 @@ def measure(services: Services, dataset: Dataset, calls: int) -> list[Stage]:
         "nonce (one upsert)": lambda i: services.nonces.remember(
             dataset.access_key_id, f"{run_id}-{i}", now, 60
         ),
+        "flow control (the AccessKey's token bucket)": lambda i: services.limiter.take(
+            dataset.access_key_id, "ListTasks"
+        ),
         "validate parameters": lambda i: read_list_tasks(Params(requests[i].params)),
         "ListTasks: checks, count and page (one read)": page,
         "render the JSON body (orjson)": lambda i: render(sample),
