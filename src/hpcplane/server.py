@@ -31,8 +31,21 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def raise_open_files(wanted: int) -> None:
+    """Let this process hold `wanted` open files (its connection limit, and some), within the hard limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows has no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
+    raise_open_files(settings.max_connections + 256)
     app = create_app(services, threads=settings.api_threads)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
