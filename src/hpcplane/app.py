@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -18,7 +19,13 @@ from hpcplane.api import openapi
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
-from hpcplane.domain.errors import ActionNotFound, HpcplaneError, ServiceUnavailable
+from hpcplane.domain.errors import (
+    ActionNotFound,
+    BodyTooLarge,
+    HpcplaneError,
+    ServiceUnavailable,
+    UnknownError,
+)
 from hpcplane.wiring import Services
 
 
@@ -71,22 +78,49 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
     admission = Admission(services.settings.max_concurrency)
     host_id = services.settings.host_id
     trusted = parse_networks(services.settings.trusted_proxies)
+    max_body = services.settings.max_body_bytes
 
-    def error(exc: HpcplaneError, request_id: str) -> Response:
+    def error(exc: HpcplaneError, request_id: str, *, close: bool = False) -> Response:
         response = error_response(exc, request_id, host_id)
         return Response(
             render(response.body),
             status_code=response.status,
             media_type=JSON_TYPE,
-            headers={REQUEST_ID_HEADER: request_id},
+            headers={REQUEST_ID_HEADER: request_id, **({"connection": "close"} if close else {})},
         )
+
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None when it is larger than allowed: refused before it is read whole (under
+        `serve` the connection guard refuses it earlier still, from Content-Length)."""
+        length: bytes | None = None
+        framed = False
+        for name, value in request.scope["headers"]:  # raw: the SDKs send no body, keep that cheap
+            if name == b"content-length":
+                length, framed = value.strip(), True
+            elif name == b"transfer-encoding":
+                framed = True
+        if not framed:
+            return b""
+        if length is not None and length.isdigit() and (len(length) > 19 or int(length) > max_body):
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return None
+        return bytes(body)
 
     async def rpc(request: Request) -> Response:
         request_id = ids.request_id()
+        try:
+            body = await read_body(request)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody reads it: the client is gone
+        if body is None:
+            return error(BodyTooLarge(limit=str(max_body)), request_id, close=True)
         if not admission.admit():
             return error(ServiceUnavailable(), request_id)
         try:
-            body = await request.body()
             scope = request.scope  # read directly: building request.url costs more than the call's SQL
             client = scope.get("client") or ("", 0)
             forwarded = request.headers.get("x-forwarded-for") if trusted else None
@@ -99,11 +133,14 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
                 client_ip=source_ip(client[0], forwarded, trusted),
                 secure=scope.get("scheme") == "https",
             )
-            status, payload = await run_in_threadpool(gateway.handle, rpc_request, request_id)
+            status, payload, extra = await run_in_threadpool(gateway.handle, rpc_request, request_id)
         finally:
             admission.release()
         return Response(
-            render(payload), status_code=status, media_type=JSON_TYPE, headers={REQUEST_ID_HEADER: request_id}
+            render(payload),
+            status_code=status,
+            media_type=JSON_TYPE,
+            headers={REQUEST_ID_HEADER: request_id, **extra} if extra else {REQUEST_ID_HEADER: request_id},
         )
 
     async def not_rpc(request: Request) -> Response:
@@ -116,6 +153,14 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         except HpcplaneError as exc:
             return error(exc, ids.request_id())
         return Response(render(description), media_type=JSON_TYPE)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """Starlette's own 404/405 (a path such as `*` that no route can match): the envelope too."""
+        return error(ActionNotFound(), ids.request_id())
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        """An exception that escaped a route: UnknownError's envelope, not Starlette's text."""
+        return error(UnknownError(), ids.request_id())
 
     async def health(request: Request) -> Response:
         return Response(render({"Status": "ok"}), media_type=JSON_TYPE)
@@ -133,8 +178,10 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
-            Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+            # Every other path, and every method on `/` but GET and POST (TRACE, CONNECT...): no such api.
+            Route("/{path:path}", not_rpc, methods=None),
         ],
+        exception_handlers={HTTPException: not_found, Exception: crashed},
         lifespan=lifespan,
     )
     app.state.admission = admission

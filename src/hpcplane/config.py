@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,28 @@ class Settings(BaseSettings):
     )
     ssl_certfile: str | None = Field(default=None, description="serve HTTPS with this certificate (PEM)")
     ssl_keyfile: str | None = Field(default=None, description="the certificate's private key (PEM)")
+    # The transport's limits (docs/protocol.md, "Limits") and flow control.
+    max_body_bytes: int = Field(default=262144, ge=0, description="a larger request body is refused (413)")
+    max_url_bytes: int = Field(default=32768, ge=64, description="a longer request URL is refused (414)")
+    max_header_bytes: int = Field(default=65536, ge=256, description="request line + headers (431)")
+    header_timeout: float = Field(default=10.0, gt=0, description="seconds for a request's head (408)")
+    body_timeout: float = Field(default=30.0, gt=0, description="seconds for a request's body (408)")
+    idle_timeout: float = Field(default=10.0, gt=0, description="a new connection's first byte, seconds")
+    keep_alive_timeout: int = Field(default=5, ge=1, description="seconds a kept-alive connection may idle")
+    max_connections: int = Field(default=1000, ge=1, description="open connections (idle ones are shed)")
+    rate_limit: float = Field(default=500.0, ge=0, description="calls a second per AccessKey (0: no limit)")
+    rate_burst: int = Field(default=1000, ge=1, description="calls an AccessKey may save up")
+    action_rate_limits: str = Field(
+        default="", description="per AccessKey and action, e.g. CreateCluster=1/5;AddNodes=5 (rate[/burst])"
+    )
+
+    @field_validator("action_rate_limits")
+    @classmethod
+    def _action_quotas(cls, value: str) -> str:
+        from hpcplane.api.throttle import parse_quotas
+
+        parse_quotas(0, 1, value)  # a ValueError names the part that is not Action=rate[/burst]
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -14,6 +14,7 @@ from hpcplane import __version__, logs
 from hpcplane.app import Admission, create_app
 from hpcplane.config import Settings
 from hpcplane.demo import banner, ensure_demo
+from hpcplane.guard import Limits, guarded_protocol
 from hpcplane.serving import uvicorn_config
 from hpcplane.wiring import Services
 
@@ -30,8 +31,21 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def raise_open_files(wanted: int) -> None:
+    """Let this process hold `wanted` open files (its connection limit, and some), within the hard limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows has no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
+    raise_open_files(settings.max_connections + 256)
     app = create_app(services, threads=settings.api_threads)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
@@ -52,6 +66,8 @@ def run_server(settings: Settings, services: Services) -> None:
         log_level=settings.log_level,
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
+        http=guarded_protocol(limits(settings)),
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     server = _Server(config, app.state.admission)
     if settings.worker:
@@ -63,6 +79,20 @@ def run_server(settings: Settings, services: Services) -> None:
         server.run()
     finally:
         services.close()
+
+
+def limits(settings: Settings) -> Limits:
+    """The connection guard's bounds, from the settings of the same names."""
+    return Limits(
+        host_id=settings.host_id,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        idle_timeout=settings.idle_timeout,
+        max_connections=settings.max_connections,
+    )
 
 
 def run_worker(settings: Settings, services: Services) -> None:

@@ -3,6 +3,7 @@ benchmark's bare baseline (bench/bare.py) runs under the same settings at its ow
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +18,15 @@ def uvicorn_config(
     log_level: str,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    http: type[asyncio.Protocol] | None = None,
+    timeout_keep_alive: int = 5,
 ) -> uvicorn.Config:
-    """How `serve` runs uvicorn (the benchmark's bare baseline runs under the same)."""
+    """How `serve` runs uvicorn (the benchmark's bare baseline runs under the same); `serve` passes its
+    connection guard as `http` (hpcplane.guard), the baseline runs uvicorn's own protocol."""
     return uvicorn.Config(
         app,
+        http=http or "auto",
+        timeout_keep_alive=timeout_keep_alive,
         host=host,
         port=port,
         access_log=False,

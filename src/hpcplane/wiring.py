@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from hpcplane.api.authn import Authenticator, NonceStore
+from hpcplane.api.throttle import LocalBuckets, RateLimiter, Unlimited, parse_quotas
 from hpcplane.authz import Authorizer
 from hpcplane.authz.ram import RamAuthorizer
 from hpcplane.clock import Clock, SystemClock
@@ -26,6 +27,7 @@ from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
 from hpcplane.store.nonces import RedisNonces, SqlNonces
+from hpcplane.store.ratelimits import RedisBuckets
 from hpcplane.store.secrets import SecretBox, load_or_create_key
 
 
@@ -48,6 +50,7 @@ class Services:
     audit: AuditSink
     engine: Engine
     workers: list[Worker] = field(default_factory=list)
+    limiter: RateLimiter = field(default_factory=Unlimited)
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -80,6 +83,8 @@ class Services:
             self.engine.db.dispose()
         if isinstance(self.nonces, RedisNonces):
             self.nonces.close()
+        if isinstance(self.limiter, RedisBuckets):
+            self.limiter.close()
         self.db.dispose()
 
 
@@ -185,5 +190,16 @@ def build_services(
         ram=RamService(db, box, clock),
         audit=AuditSink(db),
         engine=engine,
+        limiter=build_limiter(settings),
     )
     return services
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """Token buckets in Redis when one is configured (shared by every API process), else in-process."""
+    quotas = parse_quotas(settings.rate_limit, settings.rate_burst, settings.action_rate_limits)
+    if quotas.unlimited:
+        return Unlimited()
+    if settings.redis_url:
+        return RedisBuckets(settings.redis_url, settings.db_timeout, quotas)
+    return LocalBuckets(quotas)

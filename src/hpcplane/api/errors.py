@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from hpcplane.domain import errors as e
 
@@ -26,6 +28,12 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.MissingParameter: 400,
     e.ActionNotFound: 404,
     e.InvalidVersion: 400,
+    e.Throttling: 400,
+    e.BodyTooLarge: 413,
+    e.UrlTooLong: 414,
+    e.HeadersTooLarge: 431,
+    e.RequestTimeout: 408,
+    e.MalformedRequest: 400,
     e.InvalidClusterStatus: 403,
     e.InvalidNodeStatus: 403,
     e.ConflictOpt: 403,
@@ -44,10 +52,16 @@ STATUS: dict[type[e.HpcplaneError], int] = {
 }
 
 
+# The Tea SDK raises ThrottlingException when this header holds a positive integer of milliseconds.
+RETRY_AFTER_HEADER = "x-acs-retry-after"
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorResponse:
     status: int
     body: dict[str, object]
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
 
 
 def status_of(error: e.HpcplaneError) -> int:
@@ -71,4 +85,12 @@ def error_response(error: e.HpcplaneError, request_id: str, host_id: str) -> Err
                 f"https://api.aliyun.com/troubleshoot?q={error.code}&product=EHPC&requestId={request_id}"
             ),
         },
+        headers=headers_of(error),
     )
+
+
+def headers_of(error: e.HpcplaneError) -> Mapping[str, str]:
+    """The response headers an error carries besides the request id (Throttling: when to retry)."""
+    if isinstance(error, e.Throttling):
+        return {RETRY_AFTER_HEADER: str(error.retry_after_ms)}
+    return NO_HEADERS

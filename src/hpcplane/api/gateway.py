@@ -6,6 +6,7 @@ Every exception on the way becomes a response here, and only here; every call is
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import structlog
@@ -13,7 +14,7 @@ import structlog
 from hpcplane.api.action import Action, Call
 from hpcplane.api.authn import read_credentials
 from hpcplane.api.dispatch import VERSIONS
-from hpcplane.api.errors import error_response
+from hpcplane.api.errors import NO_HEADERS, error_response
 from hpcplane.api.params import Params
 from hpcplane.api.protocol import RpcRequest
 from hpcplane.api.validation import check_credentials, check_request
@@ -28,6 +29,7 @@ from hpcplane.domain.errors import (
     MissingParameter,
     NotAuthorized,
     RedisError,
+    Throttling,
     UnknownError,
 )
 from hpcplane.store.audit import AuditRecord
@@ -55,19 +57,21 @@ class Gateway:
         self._services = services
         self._host_id = services.settings.host_id
 
-    def handle(self, req: RpcRequest, request_id: str) -> tuple[int, dict[str, object]]:
+    def handle(self, req: RpcRequest, request_id: str) -> tuple[int, dict[str, object], Mapping[str, str]]:
+        """(HTTP status, JSON body, headers besides the request id) of one call."""
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=req.client_ip)
         trail = _Trail()
         code: str | None = None
+        headers = NO_HEADERS
         try:
             status, body = 200, self._run(req, request_id, trail)
         except HpcplaneError as error:
-            status, body, code = self._fail(error, request_id)
+            status, body, code, headers = self._fail(error, request_id)
         except Exception:
             log.exception("unhandled error")
-            status, body, code = self._fail(UnknownError(), request_id)
+            status, body, code, headers = self._fail(UnknownError(), request_id)
         log.info(
             "request",
             action=req.action,
@@ -77,7 +81,7 @@ class Gateway:
         )
         self._audit(req, request_id, trail, code)
         structlog.contextvars.clear_contextvars()
-        return status, body
+        return status, body, headers
 
     def _audit(self, req: RpcRequest, request_id: str, trail: _Trail, code: str | None) -> None:
         who = trail.principal
@@ -96,13 +100,15 @@ class Gateway:
             )
         )
 
-    def _fail(self, error: HpcplaneError, request_id: str) -> tuple[int, dict[str, object], str]:
+    def _fail(
+        self, error: HpcplaneError, request_id: str
+    ) -> tuple[int, dict[str, object], str, Mapping[str, str]]:
         if isinstance(error, DbError | RedisError):
             log.warning("store unavailable", code=error.code, cause=repr(error.__cause__))
         elif isinstance(error, InvalidParams) and error.reason:
             log.info("invalid parameter", parameter=error.fields["name"], reason=error.reason)
         response = error_response(error, request_id, self._host_id)
-        return response.status, response.body, error.code
+        return response.status, response.body, error.code, response.headers
 
     def _run(self, req: RpcRequest, request_id: str, trail: _Trail) -> dict[str, object]:
         creds = read_credentials(req)
@@ -114,6 +120,9 @@ class Gateway:
         structlog.contextvars.bind_contextvars(
             account_id=principal.account.id, access_key_id=principal.access_key_id
         )
+        wait = self._services.limiter.take(principal.access_key_id, action.name)
+        if wait:
+            raise Throttling(wait)
         check_request(req)
         query = action.read(Params(req.params))
         resource = action.permission.resource_for(

@@ -128,6 +128,45 @@ class InvalidVersion(HpcplaneError):
     template = "Specified parameter Version is not valid."
 
 
+# --- The transport and flow control (docs/protocol.md, "Limits") ----------------------------------
+
+
+class Throttling(HpcplaneError):
+    """One AccessKey's (or one action's) quota is spent; `retry_after_ms` says when a token is due."""
+
+    code = "Throttling.User"
+    template = "Request was denied due to user flow control."
+
+    def __init__(self, retry_after_ms: int) -> None:
+        self.retry_after_ms = max(1, retry_after_ms)
+        super().__init__()
+
+
+class BodyTooLarge(HpcplaneError):
+    code = "RequestEntityTooLarge"
+    template = "The request body is larger than the {limit} bytes this server accepts."
+
+
+class UrlTooLong(HpcplaneError):
+    code = "RequestURITooLong"
+    template = "The request URL is longer than the {limit} bytes this server accepts."
+
+
+class HeadersTooLarge(HpcplaneError):
+    code = "RequestHeaderFieldsTooLarge"
+    template = "The request line and headers are larger than the {limit} bytes this server accepts."
+
+
+class RequestTimeout(HpcplaneError):
+    code = "RequestTimeout"
+    template = "The request was not received in full within {seconds} seconds."
+
+
+class MalformedRequest(HpcplaneError):
+    code = "BadRequest"
+    template = "The request is not valid HTTP/1.1."
+
+
 # --- Operations: state conflicts and idempotency -------------------------------------------------
 
 
