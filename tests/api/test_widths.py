@@ -15,8 +15,8 @@ from hpcplane.api.openapi import action_parameters
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.store.tables import nodes
 from tests.support.live import LiveServer
+from tests.support.probing import longest_accepted
 from tests.support.rawcalls import Caller, error_of
-from tests.unit.test_column_limits import longest_accepted
 
 
 def base(action: str, params: set[str], cluster: str, instance: str) -> dict[str, str]:

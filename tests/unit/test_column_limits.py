@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 
 from hpcplane.api.actions import operations
 from hpcplane.api.actions.operations import read_add_nodes, read_create_cluster
-from hpcplane.api.params import Params
-from hpcplane.domain.errors import InvalidParams
 from hpcplane.domain.resources import Role
 from hpcplane.store.limits import TABLES, width
+from tests.support.probing import PROBE_MAX, longest_accepted
 
 CREATE = {"Name": "limits", "Password": "Abc-1234x"}
-PROBE_MAX = 40_000
-
-
-def longest_accepted(read: object, base: Mapping[str, str], name: str, fill: str = "a") -> int:
-    """The greatest n for which the reader accepts `name` = fill * n (0 when it accepts none)."""
-    assert callable(read)
-
-    def accepts(n: int) -> bool:
-        try:
-            read(Params({**base, name: fill * n}))
-        except InvalidParams as error:
-            if error.fields["name"] != name:
-                raise
-            return False
-        return True
-
-    low, high = 0, PROBE_MAX
-    if not accepts(1):
-        return 0
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if accepts(middle) else (low, middle - 1)
-    return low
 
 
 def bounded(table: str, column: str) -> bool:
