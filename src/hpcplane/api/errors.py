@@ -40,6 +40,8 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.InvalidDurationSeconds: 400,
     e.PolicyGrammar: 400,
     e.AssumeRoleDenied: 403,
+    e.ProviderFailed: 500,
+    e.AddressRangeUnavailable: 500,
 }
 
 
