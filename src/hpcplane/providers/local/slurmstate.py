@@ -111,6 +111,7 @@ class SlurmJob:
     exit_code: str
     partition: str
     comment: str
+    restarts: int
 
     @classmethod
     def parse(cls, fields: dict[str, str]) -> SlurmJob:
@@ -128,6 +129,7 @@ class SlurmJob:
             exit_code=fields.get("ExitCode", ""),
             partition=fields.get("Partition", ""),
             comment=fields.get("Comment", ""),
+            restarts=int(fields.get("Restarts", "0") or "0"),
         )
 
     @property
