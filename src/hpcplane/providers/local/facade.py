@@ -20,7 +20,7 @@ from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams, P
 from hpcplane.providers.local import commands as cmd
 from hpcplane.providers.local import network, processes
 from hpcplane.providers.local.commands import Runner, SubprocessRunner
-from hpcplane.providers.local.machine import Machine, remove_tree
+from hpcplane.providers.local.machine import START_TIMEOUT, Machine, remove_tree
 from hpcplane.providers.local.observe import JobOutput, NodeObservation, read_output
 from hpcplane.providers.local.records import (
     HOSTNAME,
@@ -64,12 +64,14 @@ class LocalClusters:
         prefix: str = "hp",
         runner: Runner | None = None,
         register_timeout: float = REGISTER_TIMEOUT,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.store = RecordStore(home.resolve() / "local")
         self.network_range = network_range
         self.prefix = prefix
         self.runner = runner or SubprocessRunner()
         self.register_timeout = register_timeout
+        self.start_timeout = start_timeout
 
     # --- the controller -------------------------------------------------------------------------
 
@@ -351,7 +353,7 @@ class LocalClusters:
     # --- helpers ------------------------------------------------------------------------------
 
     def _machine(self, record: ClusterRecord) -> Machine:
-        return Machine(self.runner, record, self.store.paths(record.cluster_id))
+        return Machine(self.runner, record, self.store.paths(record.cluster_id), self.start_timeout)
 
     def _add_record_node(self, record: ClusterRecord, hostname: str, role: Role) -> NodeRecord:
         subnet = IPv4Network(record.subnet)

@@ -15,16 +15,19 @@ from hpcplane.providers.local import processes, slurmconf, slurmstate
 from hpcplane.providers.local.commands import Completed, Runner
 from hpcplane.providers.local.records import ClusterPaths, ClusterRecord, NodeRecord
 
-CONTROLLER_TIMEOUT = 30.0
+START_TIMEOUT = 30.0
 
 
 class Machine:
     """Acts on one cluster's objects; each method makes one thing so (and does nothing if it is)."""
 
-    def __init__(self, runner: Runner, record: ClusterRecord, paths: ClusterPaths) -> None:
+    def __init__(
+        self, runner: Runner, record: ClusterRecord, paths: ClusterPaths, start_timeout: float = START_TIMEOUT
+    ) -> None:
         self.runner = runner
         self.record = record
         self.paths = paths
+        self.start_timeout = start_timeout
 
     # --- files ----------------------------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class Machine:
     def ensure_slurmctld(self) -> None:
         if self.slurmctld_pid() is None:
             self.runner.run(cmd.in_node(self.paths, self.manager, cmd.slurmctld(self.paths)), daemon=True)
-        if not processes.wait_for(self._controller_answers, timeout=CONTROLLER_TIMEOUT, interval=0.3):
+        if not processes.wait_for(self._controller_answers, timeout=self.start_timeout, interval=0.3):
             raise ProviderFailed(what="start slurmctld", reason=self._log_tail("log/slurmctld.log"))
 
     def stop_slurmctld(self) -> None:
@@ -128,7 +131,7 @@ class Machine:
             self.paths.spool(node.hostname).mkdir(parents=True, exist_ok=True)
             argv = cmd.in_node(self.paths, node, cmd.slurmd(self.paths, clean=clean))
             self.runner.run(argv, daemon=True)
-            if not processes.wait_for(lambda: self.slurmd_pid(node) is not None, timeout=15):
+            if not processes.wait_for(lambda: self.slurmd_pid(node) is not None, timeout=self.start_timeout):
                 raise ProviderFailed(
                     what=f"start slurmd on {node.hostname}",
                     reason=self._log_tail(f"log/slurmd-{node.hostname}.log"),
