@@ -180,6 +180,25 @@ def test_every_operation_called_twice_with_its_token_works_once(
     clusters.ensure_node_running(token(), cluster, "compute1")
     clusters.ensure_node_stopped(stop, cluster, "compute1")
     assert _ready(clusters, cluster, "compute1")
+    controller_token = next(
+        t for t, d in clusters.record(cluster).tokens.items() if d["op"] == "ensure_controller"
+    )
+    assert clusters.ensure_controller(controller_token, cluster) == ["manager", "login"]
+    assert clusters.store.paths(cluster).slurmctld_pid.read_text() == controller
+
+
+def test_a_submit_retried_after_a_crash_finds_its_job(clusters: LocalClusters, cluster: str) -> None:
+    """A worker killed between sbatch and saving the token: the retry finds the job by its token."""
+    clusters.ensure_user(token(), cluster, "alice")
+    submit = token()
+    request = JobRequest(command_line="sleep 30", runas_user="alice")
+    job_id = clusters.submit_job(submit, cluster, request)
+    record = clusters.record(cluster)
+    del record.tokens[submit]  # what the record holds when the crash came before it was saved
+    clusters.store.save(record)
+    assert clusters.submit_job(submit, cluster, request) == job_id
+    assert [j.job_id for j in clusters.observe_jobs(cluster) if j.comment == f"hpcplane:{submit}"] == [job_id]
+    clusters.cancel_job(token(), cluster, job_id)
 
 
 def test_requeue_and_cancel_a_running_job(clusters: LocalClusters, cluster: str) -> None:
