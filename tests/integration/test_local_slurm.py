@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hpcplane.domain.errors import InvalidParams
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.facade import LocalClusters
 from hpcplane.providers.local.records import tag_of
@@ -37,10 +38,6 @@ def cluster(clusters: LocalClusters) -> Iterator[str]:
         yield cluster_id
     finally:
         clusters.destroy(cluster_id)
-
-
-def _nodes(clusters: LocalClusters, cluster_id: str) -> dict[str, object]:
-    return {o.hostname: o for o in clusters.observe_nodes(cluster_id)}
 
 
 def _ready(clusters: LocalClusters, cluster_id: str, hostname: str) -> bool:
@@ -251,6 +248,43 @@ def test_delete_a_node(clusters: LocalClusters, cluster: str) -> None:
     assert "compute2" not in paths.slurm_conf.read_text()
     assert "compute2" not in {o.slurm.name for o in clusters.observe_nodes(cluster) if o.slurm}
     assert all(_ready(clusters, cluster, h) for h in ("compute0", "compute1"))
+
+
+def test_add_and_delete_retried_after_a_crash_finish_in_slurm(clusters: LocalClusters, cluster: str) -> None:
+    """A crash after the record was saved but before slurmctld reloaded: the retry still gets Slurm there."""
+    add = token()
+    record = clusters.record(cluster)
+    clusters._add_record_node(record, "compute3", "compute")  # what a crashed AddNodes left recorded
+    clusters.store.save(record)
+    assert clusters.ensure_nodes(add, cluster, ["compute3"]).ready == ["compute3"]
+    assert "compute3" in {o.slurm.name for o in clusters.observe_nodes(cluster) if o.slurm}
+    record = clusters.record(cluster)
+    node = record.node("compute3")
+    machine_paths = clusters.store.paths(cluster)
+    subprocess.run(["kill", machine_paths.slurmd_pid("compute3").read_text().strip()], check=True)
+    record.nodes.remove(node)  # a crashed DeleteNodes: the record already without it, Slurm not yet
+    clusters.store.save(record)
+    clusters.ensure_nodes_absent(token(), cluster, ["compute3"])
+    assert "compute3" not in {o.slurm.name for o in clusters.observe_nodes(cluster) if o.slurm}
+    record.nodes.append(node)
+    clusters.store.save(record)
+    clusters.ensure_nodes_absent(token(), cluster, ["compute3"])
+    assert not Path(f"/run/netns/{node.netns}").exists()
+
+
+def test_what_is_not_a_compute_node_or_a_job_is_refused(clusters: LocalClusters, cluster: str) -> None:
+    """Node operations refuse the manager and login nodes; a job Slurm does not know fails to cancel."""
+    for call in (clusters.ensure_node_stopped, clusters.reset_node):
+        with pytest.raises(InvalidParams) as raised:
+            call(token(), cluster, "manager")
+        assert raised.value.fields["name"] == "Hostname"
+    with pytest.raises(InvalidParams):
+        clusters.ensure_nodes(token(), cluster, ["login"])
+    for job_call in (clusters.cancel_job, clusters.requeue_job):
+        with pytest.raises(InvalidParams) as raised:
+            job_call(token(), cluster, "999999")
+        assert raised.value.fields["name"] == "JobId"
+    assert all(o.is_ready for o in clusters.observe_nodes(cluster))
 
 
 def test_destroy_leaves_nothing_behind(clusters: LocalClusters) -> None:
