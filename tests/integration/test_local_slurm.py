@@ -234,6 +234,45 @@ def test_stop_and_start_the_cluster(clusters: LocalClusters, cluster: str) -> No
     assert all(o.is_ready for o in clusters.observe_nodes(cluster))
 
 
+def test_start_cluster_after_a_reboot_brings_it_back(clusters: LocalClusters, cluster: str) -> None:
+    """What a reboot leaves (no process, namespace, bridge or UTS mount; stale pid files and sockets):
+    StartCluster rebuilds the nodes from the record, and a job runs on both compute nodes again."""
+    record = clusters.record(cluster)
+    paths = clusters.store.paths(cluster)
+    for node in record.nodes:
+        pids = subprocess.run(["ip", "netns", "pids", node.netns], capture_output=True, text=True, check=True)
+        for pid in pids.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+    poll(
+        lambda: all(not o.daemon_running for o in clusters.observe_nodes(cluster) if o.role != "login"),
+        10,
+        "daemons gone",
+    )
+    for node in record.nodes:
+        subprocess.run(["ip", "netns", "del", node.netns], check=True)
+        subprocess.run(["umount", str(paths.uts(node.hostname))], check=True)
+    subprocess.run(["ip", "link", "del", record.bridge], check=True)
+    assert paths.slurmctld_pid.exists()
+    assert clusters.ensure_cluster_running(token(), cluster).failed == {}
+    assert all(o.is_ready for o in clusters.observe_nodes(cluster))
+    clusters.ensure_user(token(), cluster, "alice")
+    job_id = clusters.submit_job(
+        token(), cluster, JobRequest(command_line="srun hostname", runas_user="alice", node=2)
+    )
+    assert _finished(clusters, cluster, job_id).state == "COMPLETED"
+    assert sorted(clusters.job_output(cluster, job_id).stdout.split()) == ["compute0", "compute1"]
+
+
+def test_a_node_left_half_built_is_rebuilt(clusters: LocalClusters, cluster: str) -> None:
+    """A node whose veth pair is gone (a crash while building it): StartNodes builds its network again."""
+    node = clusters.record(cluster).node("compute1")
+    subprocess.run(["ip", "-n", node.netns, "link", "del", "eth0"], check=True)
+    assert not Path(f"/sys/class/net/{node.veth}").exists()
+    clusters.ensure_node_stopped(token(), cluster, "compute1")
+    assert clusters.ensure_node_running(token(), cluster, "compute1").ready == ["compute1"]
+    assert Path(f"/sys/class/net/{node.veth}").exists()
+
+
 def test_delete_a_node(clusters: LocalClusters, cluster: str) -> None:
     """DeleteNodes: out of Slurm, its namespace, veth, UTS mount and spool gone."""
     clusters.ensure_nodes(token(), cluster, ["compute2"])

@@ -36,7 +36,7 @@ class LocalClusters(Workload):
             check_hostname(name)
         with self.store.locked(cluster_id):
             record = self._load_or_plan(cluster_id, manager, login)
-            return self._once(record, token, "ensure_controller", lambda: self._bring_up(record, []))
+            return self._once(record, token, "ensure_controller", lambda: self._bring_up(record))
 
     def _load_or_plan(self, cluster_id: str, manager: str, login: str) -> ClusterRecord:
         if self.store.exists(cluster_id):
@@ -53,7 +53,7 @@ class LocalClusters(Workload):
         self.store.save(record)
         return record
 
-    def _bring_up(self, record: ClusterRecord, hostnames: list[str]) -> list[str]:
+    def _bring_up(self, record: ClusterRecord) -> list[str]:
         machine = self._machine(record)
         machine.layout()
         machine.write_config()
@@ -190,7 +190,7 @@ class LocalClusters(Workload):
             def work() -> dict[str, Any]:
                 record.running = True
                 self.store.save(record)
-                self._bring_up(record, [])
+                self._bring_up(record)
                 machine = self._machine(record)
                 wanted = [n.hostname for n in record.by_role("compute") if n.desired == "running"]
                 return as_dict(self._start_and_wait(machine, wanted))

@@ -59,18 +59,31 @@ class Machine:
     # --- kernel objects -----------------------------------------------------------------------
 
     def ensure_bridge(self) -> None:
-        if not _link_exists(self.record.bridge):
-            self._all(cmd.bridge_up(self.record.names))
+        argvs = cmd.bridge_up(self.record.names)
+        self._all(argvs[1:] if _link_exists(self.record.bridge) else argvs)
 
     def ensure_node_namespace(self, node: NodeRecord) -> None:
-        if not Path(f"/run/netns/{node.netns}").exists():
+        """The node's namespace with its address on eth0; one left half-built by a crash is rebuilt."""
+        if not self._node_network_ready(node):
+            if Path(f"/run/netns/{node.netns}").exists():
+                processes.kill_all(self.netns_pids(node.netns))
+                self.runner.run(["ip", "netns", "del", node.netns])
             prefixlen = IPv4Network(self.record.subnet).prefixlen
             _cleanup_link(self.runner, node.veth)
+            _cleanup_link(self.runner, self.record.names.peer(node.slot))
             self._all(cmd.node_network(self.record.names, node, prefixlen))
         uts = self.paths.uts(node.hostname)
         if not _is_mount(uts):
             uts.touch()
             self.runner.run(cmd.uts_namespace(self.paths, node))
+
+    def _node_network_ready(self, node: NodeRecord) -> bool:
+        if not Path(f"/run/netns/{node.netns}").exists() or not _link_exists(node.veth):
+            return False
+        done = self.runner.run(
+            ["ip", "-n", node.netns, "-o", "-4", "addr", "show", "dev", "eth0"], check=False
+        )
+        return done.returncode == 0 and f" {node.address}/" in done.stdout
 
     def remove_node_namespace(self, node: NodeRecord) -> None:
         """The node's processes, namespace (and with it both veth ends) and UTS mount: gone."""
@@ -97,10 +110,16 @@ class Machine:
         if not self.paths.munge_key.exists():
             self.runner.run(cmd.mungekey(self.paths))
             self.paths.munge_key.chmod(0o400)
-        if processes.daemon_pid(self.paths.munge_pid, str(self.paths.munge_socket)) is None:
+        if self.munged_pid() is None:
             self.runner.run(cmd.in_node(self.paths, manager, cmd.munged(self.paths)), daemon=True)
-            if not processes.wait_for(self.paths.munge_socket.exists, timeout=10):
+            if not processes.wait_for(
+                lambda: self.munged_pid() is not None and self.paths.munge_socket.exists(),
+                timeout=self.start_timeout,
+            ):
                 raise ProviderFailed(what="start munged", reason=self._log_tail("munge/munged.log"))
+
+    def munged_pid(self) -> int | None:
+        return processes.daemon_pid(self.paths.munge_pid, str(self.paths.munge_socket))
 
     def stop_munge(self) -> None:
         processes.stop(self.paths.munge_pid, str(self.paths.munge_socket), what="munged")
