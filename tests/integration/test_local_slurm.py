@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcplane.domain.errors import InvalidParams
+from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.facade import LocalClusters
 from hpcplane.providers.local.records import tag_of
@@ -116,6 +116,20 @@ def test_a_two_node_job_logs_both_host_names_and_never_runs_as_root(
     assert output[2] != "0"
 
 
+def test_a_job_sees_its_variables_and_none_of_the_servers_environment(
+    clusters: LocalClusters, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variables reach the job; the server's own environment (which may hold secrets) never does."""
+    monkeypatch.setenv("HPCPLANE_SECRET_KEY", "must-not-leak")
+    clusters.ensure_user(token(), cluster, "alice")
+    request = JobRequest(command_line="env", runas_user="alice", variables='{"ALPHA": "one"}')
+    job_id = clusters.submit_job(token(), cluster, request)
+    assert _finished(clusters, cluster, job_id).state == "COMPLETED"
+    environment = clusters.job_output(cluster, job_id).stdout.splitlines()
+    assert "ALPHA=one" in environment
+    assert not [line for line in environment if "must-not-leak" in line or line.startswith("HPCPLANE_")]
+
+
 def test_add_a_node(clusters: LocalClusters, cluster: str) -> None:
     """AddNodes: a third namespace, slurm.conf rewritten, slurmctld restarted, slurmd registered."""
     result = clusters.ensure_nodes(token(), cluster, ["compute2"])
@@ -177,6 +191,8 @@ def test_every_operation_called_twice_with_its_token_works_once(
     clusters.ensure_node_running(token(), cluster, "compute1")
     clusters.ensure_node_stopped(stop, cluster, "compute1")
     assert _ready(clusters, cluster, "compute1")
+    with pytest.raises(IdempotentParameterMismatch):
+        clusters.ensure_user(submit, cluster, "bob")
     controller_token = next(
         t for t, d in clusters.record(cluster).tokens.items() if d["op"] == "ensure_controller"
     )

@@ -42,15 +42,15 @@ class LocalClusters(Workload):
         if self.store.exists(cluster_id):
             return self.store.load(cluster_id)
         plan = network.AddressPlan.checked(self.network_range, machine_routes(self.runner))
-        subnet = plan.subnet_for(r.subnet for r in self.store.all())
         names = KernelNames(self.prefix, tag_of(cluster_id))
-        record = ClusterRecord(cluster_id, self.prefix, names.tag, str(subnet), names.bridge)
         if Path(f"/sys/class/net/{names.bridge}").exists():
             raise ProviderFailed(what="plan the cluster", reason=f"{names.bridge} exists already")
-        self._add_record_node(record, manager, "manager")
-        self._add_record_node(record, login, "login")
-        self.store.paths(cluster_id).root.mkdir(parents=True, exist_ok=True)
-        self.store.save(record)
+        with self.store.planning():
+            subnet = plan.subnet_for(r.subnet for r in self.store.all())
+            record = ClusterRecord(cluster_id, self.prefix, names.tag, str(subnet), names.bridge)
+            self._add_record_node(record, manager, "manager")
+            self._add_record_node(record, login, "login")
+            self.store.save(record)
         return record
 
     def _bring_up(self, record: ClusterRecord) -> list[str]:

@@ -179,15 +179,34 @@ class RecordStore:
     def all(self) -> list[ClusterRecord]:
         if not self.base.is_dir():
             return []
-        return [ClusterRecord.from_json(p.read_text()) for p in sorted(self.base.glob("*/cluster.json"))]
+        records = []
+        for path in sorted(self.base.glob("*/cluster.json")):
+            try:
+                records.append(ClusterRecord.from_json(path.read_text()))
+            except FileNotFoundError:  # destroyed meanwhile
+                continue
+        return records
 
     @contextmanager
     def locked(self, cluster_id: str) -> Iterator[ClusterPaths]:
         paths = self.paths(cluster_id)
         paths.root.mkdir(parents=True, exist_ok=True)
-        with paths.lock.open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield paths
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with _flock(paths.lock):
+            yield paths
+
+    @contextmanager
+    def planning(self) -> Iterator[None]:
+        """Held (inside a cluster's lock, never around one) while a new cluster takes its subnet."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with _flock(self.base / "plan.lock"):
+            yield
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
