@@ -8,6 +8,7 @@ import pytest
 
 from hpcplane.domain.errors import InvalidParams
 from hpcplane.providers.local import commands, slurmconf
+from hpcplane.providers.local.core import node_memory_mb
 from hpcplane.providers.local.records import (
     ClusterPaths,
     ClusterRecord,
@@ -135,3 +136,9 @@ def test_the_record_round_trips_through_json() -> None:
     record.users["alice"] = record.names.user("alice")
     record.tokens["t"] = {"op": "ensure_user", "result": "x"}
     assert ClusterRecord.from_json(record.to_json()) == record
+
+
+def test_a_node_declares_no_more_memory_than_half_the_machine() -> None:
+    """1024 MB, or half of MemTotal on a small machine: slurmd marks a node declaring more INVALID."""
+    assert node_memory_mb("MemTotal:       24730000 kB\n") == 1024
+    assert node_memory_mb("MemTotal:         1000000 kB\n") == 488

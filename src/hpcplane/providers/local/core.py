@@ -27,6 +27,18 @@ class NodesResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+NODE_MEMORY_MB = 1024
+
+
+def node_memory_mb(meminfo: str | None = None) -> int:
+    """What a node declares: 1024 MB, or less on a smaller machine (more than slurmd finds is INVALID)."""
+    text = meminfo if meminfo is not None else Path("/proc/meminfo").read_text()
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            return max(1, min(NODE_MEMORY_MB, int(line.split()[1]) // 1024 // 2))
+    return NODE_MEMORY_MB
+
+
 def machine_routes(runner: Runner) -> list[IPv4Network]:
     done = runner.run(["ip", "-j", "route", "show", "table", "all"], check=False)
     if done.returncode == 0 and done.stdout.strip():
@@ -74,7 +86,7 @@ class Core:
             netns=record.names.netns(hostname),
             veth=record.names.veth(slot),
             cpus=os.cpu_count() or 1,
-            memory_mb=1024,
+            memory_mb=node_memory_mb(),
         )
         record.nodes.append(node)
         return node
