@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams
+from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams, ProviderFailed
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.facade import LocalClusters
 from hpcplane.providers.local.records import tag_of
@@ -340,6 +340,20 @@ def test_what_is_not_a_compute_node_or_a_job_is_refused(clusters: LocalClusters,
             job_call(token(), cluster, "999999")
         assert raised.value.fields["name"] == "JobId"
     assert all(o.is_ready for o in clusters.observe_nodes(cluster))
+
+
+def test_an_account_the_cluster_did_not_create_is_never_adopted(
+    clusters: LocalClusters, cluster: str
+) -> None:
+    """AddUsers of a name whose machine account exists but is not the cluster's: refused, left alone."""
+    account = clusters.record(cluster).names.user("mallory")
+    subprocess.run(["useradd", "--no-create-home", account], check=True)
+    try:
+        with pytest.raises(ProviderFailed, match="exists already"):
+            clusters.ensure_user(token(), cluster, "mallory")
+        assert "mallory" not in clusters.record(cluster).users
+    finally:
+        subprocess.run(["userdel", account], check=True)
 
 
 def test_destroy_leaves_nothing_behind(clusters: LocalClusters) -> None:

@@ -25,6 +25,9 @@ class Workload(Core):
 
             def work() -> str:
                 account = record.names.user(name)
+                if name not in record.users and account_exists(account):
+                    # Not ours (a retry after a crash finds it recorded): never adopt someone's account.
+                    raise ProviderFailed(what=f"create the account {account}", reason="it exists already")
                 record.users[name] = account
                 self.store.save(record)
                 home = self.store.paths(cluster_id).user_home(account)
