@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     sim_faults: str = Field(
         default="", description="e.g. AddNodes.fail_step=3;StopCluster.node_fail_rate=0.5"
     )
+    # The local provider (real Slurm clusters on this machine).
+    local_network: str = Field(
+        default="10.247.0.0/16", description="private range split into one /24 per local cluster"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     trusted_proxies: str = Field(

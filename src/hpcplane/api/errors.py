@@ -49,6 +49,8 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.PolicyGrammar: 400,
     e.AssumeRoleDenied: 403,
     e.OpenApiUnavailable: 501,
+    e.ProviderFailed: 500,
+    e.AddressRangeUnavailable: 500,
 }
 
 

@@ -251,3 +251,21 @@ class OpenApiUnavailable(HpcplaneError):
 
     code = "OpenApiUnavailable"
     template = "The OpenAPI description needs the official SDK: pip install 'hpcplane[sdk]'."
+
+
+# --- Providers: the machine that runs real clusters ------------------------------------------------
+
+
+class ProviderFailed(HpcplaneError):
+    """A real effect on the machine failed (a command, a daemon that does not come up); `what` says
+    which, `reason` how (never a credential)."""
+
+    code = "ProviderFailed"
+    template = "The provider failed to {what}: {reason}"
+
+
+class AddressRangeUnavailable(HpcplaneError):
+    """HPCPLANE_LOCAL_NETWORK is malformed, overlaps a route of the machine, or has no free /24."""
+
+    code = "AddressRangeUnavailable"
+    template = "The address range {network} cannot be used: {reason}"

@@ -1,0 +1,1 @@
+"""The `local` provider: real Slurm clusters on this machine, one network namespace per node."""

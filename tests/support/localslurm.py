@@ -1,0 +1,72 @@
+"""Real local Slurm clusters for the tests: requirements (skip, or fail under CI=true) and clean-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hpcplane.providers.local import cleanup
+from hpcplane.providers.local.doctor import PROGRAMS
+from hpcplane.providers.local.facade import LocalClusters
+from tests.support.backends import IN_CI
+
+PREFIX = "hx"  # every kernel object and account of a test cluster starts with it: the sweep's key
+NETWORK = "10.249.0.0/16"
+
+
+def require_local() -> None:
+    """Skip with a one-line reason without root or the packages; under CI=true, fail instead."""
+    missing = [name for name in PROGRAMS if shutil.which(name) is None]
+    reason = ""
+    if os.geteuid() != 0:
+        reason = "local Slurm clusters need root"
+    elif missing:
+        reason = f"local Slurm clusters need {' '.join(missing)} (see hpcplane doctor)"
+    if reason and IN_CI:
+        pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def local_home() -> Iterator[Path]:
+    """An HPCPLANE_HOME that unprivileged job users can traverse; swept before and after the run."""
+    require_local()
+    cleanup.sweep(PREFIX)
+    home = Path(tempfile.mkdtemp(prefix="hpcplane-slurm-"))
+    home.chmod(0o711)
+    try:
+        yield home
+    finally:
+        cleanup.sweep(PREFIX, home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def clusters(local_home: Path) -> LocalClusters:
+    return LocalClusters(local_home, network_range=NETWORK, prefix=PREFIX, register_timeout=60.0)
+
+
+def token() -> str:
+    """A fresh (TaskId, step) token."""
+    return f"T-{uuid.uuid4().hex[:12]}:0"
+
+
+def new_cluster_id() -> str:
+    return f"ehpc-test-{uuid.uuid4().hex[:8]}"
+
+
+def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait for a condition with a deadline; fail naming it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.3)
