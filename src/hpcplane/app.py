@@ -17,6 +17,7 @@ from hpcplane import ids
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
+from hpcplane.console.routes import console_routes
 from hpcplane.domain.errors import ActionNotFound, HpcplaneError, ServiceUnavailable
 from hpcplane.wiring import Services
 
@@ -123,6 +124,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         routes=[
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            *console_routes(services, gateway, lambda: admission.shutting_down),
             Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         ],
         lifespan=lifespan,

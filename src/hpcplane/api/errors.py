@@ -40,6 +40,9 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.InvalidDurationSeconds: 400,
     e.PolicyGrammar: 400,
     e.AssumeRoleDenied: 403,
+    e.InvalidAccessKeyPair: 401,
+    e.SessionRequired: 401,
+    e.InvalidCsrfToken: 403,
 }
 
 

@@ -202,3 +202,21 @@ class PolicyGrammar(HpcplaneError):
 class AssumeRoleDenied(HpcplaneError):
     code = "NoPermission"
     template = "You are not authorized to do this action. You should be authorized by RAM."
+
+
+# --- The console (hpcplane's own) ----------------------------------------------------------------
+
+
+class InvalidAccessKeyPair(HpcplaneError):
+    code = "InvalidAccessKeyPair"
+    template = "The AccessKey ID and secret do not match an active AccessKey."
+
+
+class SessionRequired(HpcplaneError):
+    code = "SessionRequired"
+    template = "Sign in to the console first; the session is missing, expired or ended."
+
+
+class InvalidCsrfToken(HpcplaneError):
+    code = "InvalidCsrfToken"
+    template = "The request lacks the console's X-CSRF-Token header, or it does not match the session."
