@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hpcplane import __version__, cli_ram
+from hpcplane import __version__, cli_ram, cli_webhooks
 from hpcplane.cli_common import open_services, print_key, run, settings_from, store_options
 from hpcplane.domain.errors import DbError
 
@@ -182,6 +182,7 @@ def keys_list(account: str, **options: Any) -> None:
 main.add_command(cli_ram.ram)
 main.add_command(cli_ram.sts)
 main.add_command(cli_ram.audit)
+main.add_command(cli_webhooks.webhooks)
 
 
 if __name__ == "__main__":  # pragma: no cover
