@@ -82,6 +82,8 @@ def console_routes(
 
     def reply(body: dict[str, object], status: int = 200, request_id: str | None = None) -> Response:
         headers = dict(SECURITY_HEADERS)
+        if status == 407:
+            status = 403  # NotAuthorized's 407 (the API's, for the SDKs) makes browsers expect a proxy
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
         return Response(render(body), status_code=status, media_type=JSON_TYPE, headers=headers)

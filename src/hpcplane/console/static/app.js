@@ -142,7 +142,7 @@ function nodeRows(nodes, selected) {
       el("td", { class: "mono", text: n.Id }),
       el("td", { text: n.Roles.Role.join(", ") }),
       el("td", {}, status(n.Status)),
-      el("td", { text: n.StateInSched }));
+      el("td", {}, n.StateInSched ? status(n.StateInSched) : ""));
   });
 }
 
