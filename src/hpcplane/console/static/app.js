@@ -1,5 +1,5 @@
 // The hpcplane console: plain ES module, no build step. Every text from the server is set with
-// textContent (never innerHTML), so names and descriptions render as text.
+// textContent, never parsed as HTML, so names and descriptions render as text.
 
 const main = document.getElementById("main");
 let me = null; // the session: AccountId, Principal, Csrf, Actions
