@@ -183,6 +183,7 @@ main.add_command(cli_ram.ram)
 main.add_command(cli_ram.sts)
 main.add_command(cli_ram.audit)
 main.add_command(cli_webhooks.webhooks)
+main.add_command(cli_webhooks.events_url)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,30 @@ def _record(hook: Webhook) -> dict[str, object]:
     }
 
 
+@click.command("events-url")
+@click.argument("cluster_id")
+@click.option(
+    "--access-key-id", required=True, envvar="HPCPLANE_ACCESS_KEY_ID", help="[HPCPLANE_ACCESS_KEY_ID]"
+)
+@click.option(
+    "--access-key-secret",
+    prompt=True,
+    hide_input=True,
+    envvar="HPCPLANE_ACCESS_KEY_SECRET",
+    help="prompted for if not given [HPCPLANE_ACCESS_KEY_SECRET]",
+)
+@click.option("--endpoint", default="127.0.0.1:9000", show_default=True, help="host:port of the API")
+@click.option("--https", is_flag=True, help="the API serves HTTPS")
+def events_url(
+    cluster_id: str, access_key_id: str, access_key_secret: str, endpoint: str, https: bool
+) -> None:
+    """Print a V1-signed /events URL for CLUSTER_ID (good for one connection: its nonce is then used)."""
+    from hpcplane.testing import sign_v1
+
+    signed = sign_v1("ListTasks", {"ClusterId": cluster_id}, access_key_id, access_key_secret)
+    click.echo(f"{'https' if https else 'http'}://{endpoint}/events{signed.url_path[1:]}")
+
+
 @click.group()
 def webhooks() -> None:
     """Webhooks: task events POSTed to an account's URLs, signed with HMAC-SHA256."""
