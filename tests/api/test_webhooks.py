@@ -12,9 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from hpcplane.cli import main as cli_main
 from hpcplane.services.clusters import seed_cluster
+from hpcplane.store.tables import webhooks
+from tests.support.backends import PgDatabases
 from tests.support.live import LiveServer, free_port
 from tests.support.sdkclients import call
 
@@ -66,11 +69,20 @@ def wait_until(condition: object, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("webhooks")
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    database_url = None
+    if request.param == "postgres":
+        databases: PgDatabases = request.getfixturevalue("pg_databases")
+        database_url = databases.create()
+    home = tmp_path_factory.mktemp(f"webhooks-{request.param}")
     server = LiveServer(
-        home, sim_step_seconds="0.05", sim_jitter="0", webhook_backoff="0.2", webhook_backoff_max="0.5"
+        home,
+        database_url,
+        sim_step_seconds="0.05",
+        sim_jitter="0",
+        webhook_backoff="0.2",
+        webhook_backoff_max="0.5",
     ).start()
     yield server
     server.stop()
@@ -158,10 +170,12 @@ def test_receiver_gets_every_change_signed_and_retried_after_being_down(site: Li
 
 
 def test_the_secret_is_stored_sealed(site: LiveServer) -> None:
-    """The signing secret printed at creation is not in the store in clear."""
+    """The signing secret printed at creation is stored only sealed with the server's key."""
     site.new_account("sealco")
     added = json.loads(site.cli("webhooks", "add", "sealco", "https://example.invalid/h", "--json"))
-    files = [site.home / name for name in ("hpcplane.db", "hpcplane.db-wal")]
-    stored = b"".join(path.read_bytes() for path in files if path.exists())
-    assert added["WebhookId"].encode() in stored  # the row is there
-    assert added["Secret"].encode() not in stored
+    with site.services.db.read() as conn:
+        sealed = conn.execute(
+            select(webhooks.c.secret_enc).where(webhooks.c.id == added["WebhookId"])
+        ).scalar_one()
+    assert added["Secret"] not in sealed
+    assert site.services.box.open(sealed) == added["Secret"]

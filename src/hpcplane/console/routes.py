@@ -52,6 +52,7 @@ SECURITY_HEADERS = {
 }
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 _HEARTBEAT = 15.0
+_SESSION_CHECK = 10.0  # seconds between checks that a cookie stream's session still stands
 
 
 def _static(name: str) -> bytes:
@@ -227,7 +228,10 @@ def console_routes(
         resume = Cursor.parse(request.headers.get("last-event-id") or req.params.get("LastEventId"))
         start = resume if resume is not None else await run_in_threadpool(feed.now)
         headers = {**SECURITY_HEADERS, REQUEST_ID_HEADER: request_id, "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream(cluster_id, start), media_type="text/event-stream", headers=headers)
+        session_id = request.cookies.get(COOKIE) if principal is not None else None
+        return StreamingResponse(
+            stream(cluster_id, start, session_id), media_type="text/event-stream", headers=headers
+        )
 
     async def events_request(request: Request) -> tuple[RpcRequest, Principal | None]:
         signed = build_request(
@@ -250,10 +254,15 @@ def console_routes(
         cluster_id = signed.params.get("ClusterId", "")
         return rpc(request, {"Action": "ListTasks", "ClusterId": cluster_id}), principal
 
-    async def stream(cluster_id: str, cursor: Cursor) -> AsyncIterator[bytes]:
+    async def stream(cluster_id: str, cursor: Cursor, session_id: str | None) -> AsyncIterator[bytes]:
+        """The cluster's events after `cursor`, as they come; a session's stream ends with the session."""
         yield b"retry: 1000\n\n"
-        spoke = time.monotonic()
+        spoke = checked = time.monotonic()
         while not shutting_down():  # a stream ends when the server shuts down; the client resumes
+            if session_id is not None and time.monotonic() - checked >= _SESSION_CHECK:
+                checked = time.monotonic()
+                if await run_in_threadpool(sessions.resolve, session_id) is None:
+                    return
             batch = await run_in_threadpool(feed.read, cursor, cluster_id=cluster_id)
             for event in batch:
                 yield sse(event)
