@@ -19,6 +19,7 @@ from hpcplane.api import openapi
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
+from hpcplane.console.routes import console_routes
 from hpcplane.domain.errors import (
     ActionNotFound,
     BodyTooLarge,
@@ -178,6 +179,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            *console_routes(services, gateway, lambda: admission.shutting_down),
             # Every other path, and every method on `/` but GET and POST (TRACE, CONNECT...): no such api.
             Route("/{path:path}", not_rpc, methods=None),
         ],

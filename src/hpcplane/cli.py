@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hpcplane import __version__, cli_local, cli_ram
+from hpcplane import __version__, cli_local, cli_ram, cli_webhooks
 from hpcplane.cli_common import open_services, print_key, run, settings_from, store_options
 from hpcplane.domain.errors import DbError
 
@@ -184,6 +184,8 @@ main.add_command(cli_ram.sts)
 main.add_command(cli_ram.audit)
 main.add_command(cli_local.doctor)
 main.add_command(cli_local.node_shell)
+main.add_command(cli_webhooks.webhooks)
+main.add_command(cli_webhooks.events_url)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         parse_quotas(0, 1, value)  # a ValueError names the part that is not Action=rate[/burst]
         return value
 
+    # The console, push and webhooks (docs/console.md, docs/webhooks.md).
+    console_session_ttl: float = Field(default=28800.0, gt=0, description="seconds a console sign-in lasts")
+    webhook_backoff: float = Field(default=2.0, gt=0, description="seconds before a webhook's first retry")
+    webhook_backoff_max: float = Field(default=3600.0, gt=0, description="longest wait between retries")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds a webhook POST may take")
+
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file under home."""

@@ -58,6 +58,7 @@ def ensure_demo(services: Services) -> Demo | None:
 def banner(demo: Demo, host: str, port: int, region: str) -> str:
     """The key pair and a ListTasks call through the official SDK that runs as printed."""
     python = sys.executable
+    hpcplane = f"{python} -m hpcplane"
     return f"""
 Demo account {DEMO_NAME} (AccountId {demo.account_id}), cluster {demo.cluster_id}
   AccessKeyId:     {demo.access_key_id}
@@ -80,4 +81,10 @@ client = Client(Config(
 response = client.list_tasks(ListTasksRequest(cluster_id="{demo.cluster_id}", archived=True))
 print(response.body.to_map())
 PY
+
+Console: http://{host}:{port}/console/  (sign in with the AccessKey pair above)
+Task changes as they happen (Server-Sent Events):
+
+curl -N "$(HPCPLANE_ACCESS_KEY_SECRET={demo.access_key_secret} {hpcplane} events-url {demo.cluster_id} \
+  --access-key-id {demo.access_key_id} --endpoint {host}:{port})"
 """

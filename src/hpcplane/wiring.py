@@ -23,6 +23,7 @@ from hpcplane.services.clusters_read import ClusterReader
 from hpcplane.services.operations import Operations
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
+from hpcplane.services.webhooks import Deliverer
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
@@ -51,6 +52,7 @@ class Services:
     engine: Engine
     workers: list[Worker] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=Unlimited)
+    deliverers: list[Deliverer] = field(default_factory=list)
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -72,12 +74,27 @@ class Services:
         )
         worker.start()
         self.workers.append(worker)
+        deliverer = Deliverer(
+            self.db,
+            self.box,
+            self.clock,
+            owner=self.engine.owner,
+            backoff=self.settings.webhook_backoff,
+            backoff_max=self.settings.webhook_backoff_max,
+            timeout=self.settings.webhook_timeout,
+            poll_interval=max(self.settings.poll_interval, 0.5),
+        )
+        deliverer.start()  # webhooks go out from the worker processes (docs/webhooks.md)
+        self.deliverers.append(deliverer)
         return worker
 
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
+        for deliverer in self.deliverers:
+            deliverer.stop()
+        self.deliverers.clear()
         self.audit.close()
         if self.engine.db is not self.db:
             self.engine.db.dispose()

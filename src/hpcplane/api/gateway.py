@@ -57,8 +57,12 @@ class Gateway:
         self._services = services
         self._host_id = services.settings.host_id
 
-    def handle(self, req: RpcRequest, request_id: str) -> tuple[int, dict[str, object], Mapping[str, str]]:
-        """(HTTP status, JSON body, headers besides the request id) of one call."""
+    def handle(
+        self, req: RpcRequest, request_id: str, principal: Principal | None = None
+    ) -> tuple[int, dict[str, object], Mapping[str, str]]:
+        """(HTTP status, JSON body, headers besides the request id) of one call; with `principal` (a
+        console session's, console/), the caller is already known and the request carries no signature:
+        validation, authorization, audit and errors are the same."""
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=req.client_ip)
@@ -66,7 +70,7 @@ class Gateway:
         code: str | None = None
         headers = NO_HEADERS
         try:
-            status, body = 200, self._run(req, request_id, trail)
+            status, body = 200, self._run(req, request_id, trail, principal)
         except HpcplaneError as error:
             status, body, code, headers = self._fail(error, request_id)
         except Exception:
@@ -110,12 +114,17 @@ class Gateway:
         response = error_response(error, request_id, self._host_id)
         return response.status, response.body, error.code, response.headers
 
-    def _run(self, req: RpcRequest, request_id: str, trail: _Trail) -> dict[str, object]:
-        creds = read_credentials(req)
-        check_credentials(creds)
+    def _run(
+        self, req: RpcRequest, request_id: str, trail: _Trail, known: Principal | None = None
+    ) -> dict[str, object]:
+        creds = read_credentials(req) if known is None else None
+        if creds is not None:
+            check_credentials(creds)
         action = self._action(req)
         trail.action = action.permission.action
-        principal = self._services.authenticator.authenticate(req, creds)
+        principal = known if creds is None else self._services.authenticator.authenticate(req, creds)
+        if principal is None:
+            raise UnknownError()
         trail.principal = principal
         structlog.contextvars.bind_contextvars(
             account_id=principal.account.id, access_key_id=principal.access_key_id
@@ -129,17 +138,7 @@ class Gateway:
             self._services.settings.region, principal.account.id, req.params
         )
         trail.resource = resource
-        context = RequestContext(
-            action=action.permission.action,
-            resource=resource,
-            keys={
-                "acs:SourceIp": req.client_ip,
-                "acs:CurrentTime": self._services.clock.now(),
-                "acs:SecureTransport": req.secure,
-                "acs:MFAPresent": False,
-            },
-        )
-        decision = self._services.authorizer.decide(principal, context)
+        decision = self._services.authorizer.decide(principal, self.context(req, action, resource))
         if not decision.allowed:
             trail.decision = "Deny"
             log.info(
@@ -152,6 +151,30 @@ class Gateway:
             raise NotAuthorized()
         trail.decision = "Allow"
         return action.handle(Call(principal, request_id, self._services, req.params), query)
+
+    def context(self, req: RpcRequest, action: Action, resource: str) -> RequestContext:
+        """What the authorizer decides on: the action, the resource and the request's condition keys."""
+        return RequestContext(
+            action=action.permission.action,
+            resource=resource,
+            keys={
+                "acs:SourceIp": req.client_ip,
+                "acs:CurrentTime": self._services.clock.now(),
+                "acs:SecureTransport": req.secure,
+                "acs:MFAPresent": False,
+            },
+        )
+
+    def allows(self, principal: Principal, req: RpcRequest) -> bool:
+        """Whether `principal` may make this call (no audit record, no handler: for filtering views)."""
+        try:
+            action = self._action(req)
+        except HpcplaneError:
+            return False
+        resource = action.permission.resource_for(
+            self._services.settings.region, principal.account.id, req.params
+        )
+        return self._services.authorizer.decide(principal, self.context(req, action, resource)).allowed
 
     def _action(self, req: RpcRequest) -> Action:
         version = req.version

@@ -269,3 +269,21 @@ class AddressRangeUnavailable(HpcplaneError):
 
     code = "AddressRangeUnavailable"
     template = "The address range {network} cannot be used: {reason}"
+
+
+# --- The console (hpcplane's own) ----------------------------------------------------------------
+
+
+class InvalidAccessKeyPair(HpcplaneError):
+    code = "InvalidAccessKeyPair"
+    template = "The AccessKey ID and secret do not match an active AccessKey."
+
+
+class SessionRequired(HpcplaneError):
+    code = "SessionRequired"
+    template = "Sign in to the console first; the session is missing, expired or ended."
+
+
+class InvalidCsrfToken(HpcplaneError):
+    code = "InvalidCsrfToken"
+    template = "The request lacks the console's X-CSRF-Token header, or it does not match the session."

@@ -12,7 +12,9 @@ import structlog
 from hpcplane.domain.errors import DbError
 from hpcplane.engine.runner import Engine
 from hpcplane.store import engine as store
+from hpcplane.store import events as event_store
 from hpcplane.store import ram as ram_store
+from hpcplane.store import sessions as session_store
 
 log = structlog.get_logger("hpcplane.worker")
 
@@ -109,6 +111,9 @@ class Worker:
         history_before = now - timedelta(seconds=self.retention) if self.retention else None
         with self.engine.db.write() as conn:
             purged = store.purge_history(conn, history_before) if history_before else 0
+            if history_before:
+                event_store.purge(conn, history_before)  # task events are kept as long as tasks
+            session_store.purge_expired(conn, now)
             expired = ram_store.purge_sts(conn, now - timedelta(days=1))
         if purged or expired:
             log.info("housekeeping", tasks_purged=purged, sts_credentials_purged=expired)

@@ -65,6 +65,20 @@ class Driver:
         )
         return cursor
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """On SQLite, the statements inside as one transaction (in a `Database.write()`, that one)."""
+        if not self.is_sqlite or self._connection.in_transaction:
+            yield
+            return
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows (inside a transaction: see `within`)."""
         cursor = self._connection.cursor()

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
 
 from hpcplane.domain.tasks import TaskType
+from hpcplane.store import events
 from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, tasks
 
@@ -128,14 +129,17 @@ def _advance_sql(columns: tuple[str, ...]) -> str:
 
 
 def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) -> bool:
-    """Record a step's progress and renew the lease in one UPDATE, fenced on the lease token.
+    """Record a step's progress and renew the lease in one UPDATE, fenced on the lease token, with the
+    task's event (store/events.py) in the same transaction.
 
     False when the lease was lost: the caller must roll back the step's effects with it.
     """
     columns = tuple(sorted(values))
     params = [values[name] for name in columns]
-    cursor = driver.execute(_advance_sql(columns), [*params, lease.seq, owner, lease.token])
-    return bool(cursor.rowcount == 1)
+    kind = "ended" if "finished_at" in values else "progress"
+    return events.advance_with_event(
+        driver, _advance_sql(columns), columns, params, [lease.seq, owner, lease.token], kind
+    )
 
 
 def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime) -> int:

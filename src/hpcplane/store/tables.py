@@ -292,3 +292,77 @@ audit_log = Table(
     Index(None, "action", "at"),
     Index(None, "principal", "at"),
 )
+
+# --- Task events (SSE ids, the webhook outbox), console sessions, webhooks --------------------------
+
+# One row per task change (creation, each step, the end), written in the change's transaction. Readers
+# go in (tx, id) order: `tx` is the writing transaction's id on PostgreSQL (0 on SQLite, whose writers
+# commit in id order), so a reader that takes only finished transactions never skips a late commit.
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tx", BigInteger, nullable=False, server_default="0"),
+    Column("kind", String(16), nullable=False),  # created | progress | ended
+    Column("task_id", String(64), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("cluster_id", String(64), nullable=False),
+    Column("task_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("current_step", Integer, nullable=False),
+    Column("total_steps", Integer, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("errors", Text, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "cluster_id", "tx", "id"),
+    Index(None, "account_id", "tx", "id"),
+    Index(None, "at"),
+    sqlite_autoincrement=True,
+)
+
+# Console sign-ins: only a hash of the random session id is kept, never a secret.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("access_key_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+# Webhooks: an account's URLs; the cursor is the last event delivered (task_events is the outbox).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False, server_default=""),  # comma-separated kinds; empty: all
+    Column("secret_enc", Text, nullable=False),
+    Column("cursor_tx", BigInteger, nullable=False, server_default="0"),
+    Column("cursor_id", BigInteger, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "account_id"),
+    Index(None, "next_attempt_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(48), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "webhook_id", "id"),
+)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from hpcplane.domain.tasks import TaskStatus, TaskType, TaskView
+from hpcplane.store import events
 from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, tasks
 
@@ -37,22 +38,26 @@ class NewTask:
 
 
 def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
-    """Write the task and count it on its cluster, in the caller's transaction."""
+    """Write the task, count it on its cluster and append its creation event, in the caller's
+    transaction."""
     conn.execute(
         update(clusters).where(clusters.c.id == task.cluster_id).values(task_count=clusters.c.task_count + 1)
     )
+    values: dict[str, Any] = {
+        "task_id": task.task_id,
+        "account_id": task.account_id,
+        "cluster_id": task.cluster_id,
+        "task_type": task.task_type.value,
+        "status": task.status.value,
+        "current_step": task.current_step,
+        "total_steps": task.total_steps,
+        "result": task.result,
+        "errors": task.errors,
+        "request": task.request,
+    }
     conn.execute(
         insert(tasks).values(
-            task_id=task.task_id,
-            account_id=task.account_id,
-            cluster_id=task.cluster_id,
-            task_type=task.task_type.value,
-            status=task.status.value,
-            current_step=task.current_step,
-            total_steps=task.total_steps,
-            result=task.result,
-            errors=task.errors,
-            request=task.request,
+            **values,
             created_at=now,
             updated_at=now,
             finished_at=task.finished_at,
@@ -63,6 +68,7 @@ def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
             params_hash=task.params_hash,
         )
     )
+    events.record_created(conn, values, now)
 
 
 @dataclass(frozen=True, slots=True)
