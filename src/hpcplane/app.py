@@ -17,6 +17,7 @@ from hpcplane import ids
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
+from hpcplane.app_extra import control_routes, metrics_routes
 from hpcplane.domain.errors import ActionNotFound, HpcplaneError, ServiceUnavailable
 from hpcplane.wiring import Services
 
@@ -119,13 +120,17 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         finally:
             admission.shutting_down = True
 
+    control, control_token = control_routes(services)
     app = Starlette(
         routes=[
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            *metrics_routes(services),
+            *control,
             Route("/{path:path}", not_rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         ],
         lifespan=lifespan,
     )
     app.state.admission = admission
+    app.state.control_token = control_token
     return app

@@ -1,4 +1,4 @@
-"""The command line: serve | worker | migrate | accounts | keys | ram | sts | audit (HPCPLANE_* too)."""
+"""The command line: serve, worker, migrate, accounts, keys, ram, sts, audit, call, task, control."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hpcplane import __version__, cli_ram
+from hpcplane import __version__, cli_call, cli_control, cli_ram
 from hpcplane.cli_common import open_services, print_key, run, settings_from, store_options
 from hpcplane.domain.errors import DbError
 
@@ -182,6 +182,9 @@ def keys_list(account: str, **options: Any) -> None:
 main.add_command(cli_ram.ram)
 main.add_command(cli_ram.sts)
 main.add_command(cli_ram.audit)
+main.add_command(cli_call.call)
+main.add_command(cli_call.task)
+main.add_command(cli_control.control)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
 from hpcplane.services.audit import AuditSink
 from hpcplane.services.clusters_read import ClusterReader
+from hpcplane.services.control import Control, Defaults
 from hpcplane.services.operations import Operations
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
@@ -48,6 +49,7 @@ class Services:
     audit: AuditSink
     engine: Engine
     workers: list[Worker] = field(default_factory=list)
+    control: Control | None = None  # the emulator control API, when enabled
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -186,4 +188,15 @@ def build_services(
         audit=AuditSink(db),
         engine=engine,
     )
+    if settings.control_enabled:
+        services.control = Control(
+            db,
+            clock,
+            engine,
+            provider,
+            Defaults(settings.sim_faults, settings.sim_step_seconds, settings.sim_jitter),
+            wake=lambda: services.wake(),
+        )
+        engine.before_run = services.control.refresh
+        services.control.refresh()
     return services
