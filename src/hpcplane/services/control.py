@@ -132,7 +132,7 @@ class Control:
         if not seconds > 0:
             raise ControlError("invalid", "Seconds must be a positive number")
         with self._db.write() as conn:
-            moved = store.advance(conn, seconds)
+            moved = store.advance(conn, seconds, self._clock.now())
         self._wake()
         return moved
 

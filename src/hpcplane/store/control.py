@@ -79,10 +79,11 @@ def set_tuning(conn: Connection, value: str) -> None:
     account_store.set_meta(conn, CONTROL_KEY, value)
 
 
-def advance(conn: Connection, seconds: float) -> int:
-    """Bring every unfinished task's next step `seconds` closer; returns how many tasks moved."""
+def advance(conn: Connection, seconds: float, now: datetime) -> int:
+    """Bring every unfinished task's next step `seconds` closer (at most to now); returns how many moved."""
     if seconds <= 0:
         return 0
+    delta = timedelta(seconds=min(seconds, 1e13))
     rows = conn.execute(
         select(tasks.c.seq, tasks.c.run_after).where(
             tasks.c.finished_at.is_(None), tasks.c.run_after.is_not(None)
@@ -92,7 +93,7 @@ def advance(conn: Connection, seconds: float) -> int:
         conn.execute(
             update(tasks)
             .where(tasks.c.seq == row.seq)
-            .values(run_after=row.run_after - timedelta(seconds=seconds))
+            .values(run_after=now if row.run_after - now <= delta else row.run_after - delta)
         )
     if rows and conn.dialect.name == "postgresql":
         engine_store.notify(conn)
