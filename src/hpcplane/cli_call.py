@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 import click
 
 from hpcplane import cli_output, progress
-from hpcplane.client import DEFAULT_ENDPOINT, ApiError, Client, ClientError, resolve_credentials
+from hpcplane.client import (
+    DEFAULT_ENDPOINT,
+    ApiError,
+    Client,
+    ClientError,
+    profile_endpoint,
+    resolve_credentials,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +57,11 @@ def open_client(options: dict[str, Any]) -> Client:
     except ClientError as error:
         fail(str(error), progress.EXIT_CLIENT)
     endpoint = (
-        options.get("endpoint") or os.environ.get("HPCPLANE_ENDPOINT") or creds.endpoint or DEFAULT_ENDPOINT
+        options.get("endpoint")
+        or os.environ.get("HPCPLANE_ENDPOINT")
+        or creds.endpoint
+        or profile_endpoint(home)
+        or DEFAULT_ENDPOINT
     )
     region = (
         options.get("region")
