@@ -66,7 +66,8 @@ class _Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.throttled = Counter(
-            "hpcplane_throttled_requests", "calls refused with a Throttling.* code", ["action"]
+            "hpcplane_throttled_requests",
+            "calls refused with a Throttling.* code (by Action: hpcplane_requests)",
         )
         self.nonces_refused = Counter(
             "hpcplane_nonces_refused", "calls refused as replays (SignatureNonceUsed)"
@@ -101,7 +102,7 @@ class _Metrics:
         children[0].inc()
         children[1].observe(seconds)
         if code.startswith("Throttling"):
-            self.throttled.labels(action).inc()
+            self.throttled.inc()
         elif code == "SignatureNonceUsed":
             self.nonces_refused.inc()
 
