@@ -117,7 +117,7 @@ def call(
             body = send(client, action, wire)
         if columns is not None:
             cols, rows = columns
-            click.echo(cli_output.table(cli_output.rows_at(body, rows), cols))
+            click.echo(cli_output.table(cli_output.rows_at(body, rows, cols), cols))
         else:
             click.echo(cli_output.render_json(body, sys.stdout.isatty()))
         task_id = body.get("TaskId")

@@ -71,9 +71,12 @@ def items_at(body: dict[str, Any], key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def rows_at(body: dict[str, Any], path: str | None) -> list[Any]:
-    """The rows named by a dotted path (`[]` suffixes allowed), or the body's list, or the body itself."""
+def rows_at(body: dict[str, Any], path: str | None, cols: list[str] | None = None) -> list[Any]:
+    """The rows named by a dotted path (`[]` suffixes allowed); without one, the body itself when it has
+    one of the columns (`--output cols=TaskId` of AddNodes), else its list."""
     if path is None:
+        if any(col.split(".")[0] in body for col in cols or []):
+            return [body]
         key = list_key(body)
         return items_at(body, key) if key else [body]
     value: Any = body

@@ -81,6 +81,10 @@ Demo account {DEMO_NAME} (AccountId {demo.account_id}), cluster {demo.cluster_id
   AccessKeyId:     {demo.access_key_id}
   AccessKeySecret: {demo.access_key_secret}
 
+For the README's examples and the aliyun CLI:
+export ALIBABA_CLOUD_ACCESS_KEY_ID={demo.access_key_id} \\
+       ALIBABA_CLOUD_ACCESS_KEY_SECRET={demo.access_key_secret}
+
 Call ListTasks with the official SDK (paste into a shell; the first line installs the SDK if missing):
 
 {python} -m pip install --quiet --disable-pip-version-check {SDK} && {python} - <<'PY'
