@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -73,7 +73,7 @@ def open_client(options: dict[str, Any]) -> Client:
     return Client(endpoint, creds, region=region, signature_v1=bool(options.get("signature_v1")))
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(code)
 
@@ -84,10 +84,12 @@ def send(client: Client, action: str, params: dict[str, str]) -> dict[str, Any]:
         return client.call(action, params)
     except ApiError as error:
         request_id = error.body.get("RequestId")
-        fail(f"{error.code}: {error.message}" + (f" (RequestId {request_id})" if request_id else ""), 1)
+        fail(
+            f"{error.code}: {error.message}" + (f" (RequestId {request_id})" if request_id else ""),
+            progress.EXIT_API_ERROR,
+        )
     except ClientError as error:
         fail(str(error), progress.EXIT_CLIENT)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})

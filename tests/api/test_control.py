@@ -177,3 +177,21 @@ def test_init_scripts_run_after_start(tmp_path: Path) -> None:
         assert int(length) == len(_token(live))
     finally:
         live.stop()
+
+
+def test_scaled_steps_finish_at_once(tmp_path: Path) -> None:
+    """On a server of 30-second steps, the demo cluster is ready at start, and `timing --scale 0`
+    makes an 11-step AddNodes finish at once (with --wait, within the test's time limit)."""
+    live = LiveServer(tmp_path / "home", sim_step_seconds="30").start()
+    try:
+        env = user_env(tmp_path, HPCPLANE_HOME=str(live.home))
+        _, _, cluster = demo(live)
+        first = run_cli("call", "ListTasks", "--ClusterId", cluster, "--Archived", "true", env=env).json()
+        assert [t["Status"] for t in first["Tasks"]] == ["Success"]
+        assert run_cli("control", "timing", "--scale", "0", env=env).json()["Tuning"]["StepScale"] == 0
+        added = run_cli(
+            "call", "AddNodes", "--ClusterId", cluster, "--Count", "1", "--wait", "--timeout", "60", env=env
+        )
+        assert added.code == 0, added.stderr
+    finally:
+        live.stop()
