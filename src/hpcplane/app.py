@@ -19,6 +19,7 @@ from hpcplane.api import openapi
 from hpcplane.api.errors import error_response
 from hpcplane.api.gateway import Gateway
 from hpcplane.api.protocol import JSON_TYPE, REQUEST_ID_HEADER, build_request, render
+from hpcplane.app_extra import control_routes, metrics_routes
 from hpcplane.console.routes import console_routes
 from hpcplane.domain.errors import (
     ActionNotFound,
@@ -174,12 +175,15 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         finally:
             admission.shutting_down = True
 
+    control, control_token = control_routes(services)
     app = Starlette(
         routes=[
             Route("/", rpc, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             *console_routes(services, gateway, lambda: admission.shutting_down),
+            *metrics_routes(services),
+            *control,
             # Every other path, and every method on `/` but GET and POST (TRACE, CONNECT...): no such api.
             Route("/{path:path}", not_rpc, methods=None),
         ],
@@ -187,4 +191,5 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
         lifespan=lifespan,
     )
     app.state.admission = admission
+    app.state.control_token = control_token
     return app

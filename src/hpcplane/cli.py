@@ -1,4 +1,5 @@
-"""The command line: serve | worker | migrate | accounts | keys | ram | sts | audit | doctor | node-shell."""
+"""The command line: serve, worker, migrate, accounts, keys, ram, sts, audit, call, task, control, doctor,
+node-shell, webhooks, events-url."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import click
 
-from hpcplane import __version__, cli_local, cli_ram, cli_webhooks
+from hpcplane import __version__, cli_call, cli_control, cli_local, cli_ram, cli_webhooks
 from hpcplane.cli_common import open_services, print_key, run, settings_from, store_options
 from hpcplane.domain.errors import DbError
 
@@ -186,6 +187,9 @@ main.add_command(cli_local.doctor)
 main.add_command(cli_local.node_shell)
 main.add_command(cli_webhooks.webhooks)
 main.add_command(cli_webhooks.events_url)
+main.add_command(cli_call.call)
+main.add_command(cli_call.task)
+main.add_command(cli_control.control)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     webhook_backoff: float = Field(default=2.0, gt=0, description="seconds before a webhook's first retry")
     webhook_backoff_max: float = Field(default=3600.0, gt=0, description="longest wait between retries")
     webhook_timeout: float = Field(default=10.0, gt=0, description="seconds a webhook POST may take")
+    # The emulator control API, metrics and start-up hooks (docs/control.md, docs/metrics.md).
+    control: bool | None = Field(default=None, description="/_hpcplane/ API (default: embedded store)")
+    control_token: str | None = Field(default=None, description="control API token (default: generated)")
+    metrics_token: str | None = Field(default=None, description="a Bearer token /metrics requires")
+    metrics_dir: Path | None = Field(default=None, description="multiprocess metrics files (home/metrics)")
+    init_dir: Path | None = Field(default=None, description="scripts run once the server answers")
 
     @property
     def effective_database_url(self) -> str:
@@ -99,6 +105,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the default SQLite file under home."""
         return self.database_url is None
+
+    @property
+    def control_enabled(self) -> bool:
+        """The control API: HPCPLANE_CONTROL, else on for the embedded default only."""
+        return self.control if self.control is not None else self.embedded
 
     @property
     def host_id(self) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import gc
 import signal
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import click
 import uvicorn
 
-from hpcplane import __version__, logs
+from hpcplane import __version__, hooks, logs, metrics
 from hpcplane.app import Admission, create_app
+from hpcplane.client import write_profile, write_token
 from hpcplane.config import Settings
 from hpcplane.demo import banner, ensure_demo
 from hpcplane.guard import Limits, guarded_protocol
@@ -43,9 +46,22 @@ def raise_open_files(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def _after_start(server: uvicorn.Server, action: Callable[[], object]) -> None:
+    """Run `action` in a thread once uvicorn listens (the init scripts)."""
+
+    def wait() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            action()
+
+    threading.Thread(target=wait, name="hpcplane-init", daemon=True).start()
+
+
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
     raise_open_files(settings.max_connections + 256)
+    metrics.prepare(settings.metrics_dir or settings.home / "metrics")
     app = create_app(services, threads=settings.api_threads)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
@@ -57,8 +73,26 @@ def run_server(settings: Settings, services: Services) -> None:
     )
     scheme = "https" if settings.ssl_certfile else "http"
     click.echo(f"hpcplane {__version__} on {scheme}://{settings.host}:{settings.port}  (store: {store})")
+    local = (
+        f"{scheme}://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"  # noqa: S104
+    )
     if demo is not None:
         click.echo(banner(demo, settings.host, settings.port, settings.region))
+        profile = write_profile(
+            settings.home,
+            name="demo",
+            access_key_id=demo.access_key_id,
+            secret=demo.access_key_secret,
+            region=settings.region,
+            endpoint=local,
+        )
+        click.echo(
+            f"`hpcplane call ListTasks --ClusterId {demo.cluster_id} --Archived true` uses {profile}\n"
+        )
+    token: str | None = app.state.control_token
+    if token is not None:
+        token_file = write_token(settings.home, token)
+        click.echo(f"Control API on {local}/_hpcplane/ (token in {token_file}): {token}\n")
     config = uvicorn_config(
         app,
         host=settings.host,
@@ -72,6 +106,12 @@ def run_server(settings: Settings, services: Services) -> None:
     server = _Server(config, app.state.admission)
     if settings.worker:
         services.start_worker()
+    if settings.init_dir is not None:
+        hook_env = {"HPCPLANE_ENDPOINT": local, "HPCPLANE_HOME": str(settings.home.resolve())}
+        if token is not None:
+            hook_env["HPCPLANE_CONTROL_TOKEN"] = token
+        init_dir = settings.init_dir
+        _after_start(server, lambda: hooks.run_scripts(init_dir, hook_env))
     # What start-up made (modules, tables, the app) lives as long as the process: keep it out of the
     # garbage collector's full passes, which otherwise walk it under load and show up in the p99.
     gc.freeze()
@@ -98,6 +138,7 @@ def limits(settings: Settings) -> Limits:
 def run_worker(settings: Settings, services: Services) -> None:
     """A worker process: run tasks until SIGINT/SIGTERM, then let running steps finish."""
     logs.configure(settings.log_level, settings.log_format)
+    metrics.prepare(settings.metrics_dir or settings.home / "metrics")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

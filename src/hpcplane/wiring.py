@@ -20,6 +20,7 @@ from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
 from hpcplane.services.audit import AuditSink
 from hpcplane.services.clusters_read import ClusterReader
+from hpcplane.services.control import Control, Defaults
 from hpcplane.services.operations import Operations
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
@@ -53,6 +54,7 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=Unlimited)
     deliverers: list[Deliverer] = field(default_factory=list)
+    control: Control | None = None  # the emulator control API, when enabled
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -209,6 +211,17 @@ def build_services(
         engine=engine,
         limiter=build_limiter(settings),
     )
+    if settings.control_enabled:
+        services.control = Control(
+            db,
+            clock,
+            engine,
+            provider,
+            Defaults(settings.sim_faults, settings.sim_step_seconds, settings.sim_jitter),
+            wake=lambda: services.wake(),
+        )
+        engine.before_run = services.control.refresh
+        services.control.refresh()
     return services
 
 

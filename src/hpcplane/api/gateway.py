@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from hpcplane import metrics
 from hpcplane.api.action import Action, Call
 from hpcplane.api.authn import read_credentials
 from hpcplane.api.dispatch import VERSIONS
@@ -56,6 +57,8 @@ class Gateway:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._host_id = services.settings.host_id
+        # Metrics label calls by the actions that exist only, so a client cannot make up new series.
+        self._known = frozenset(name for table in VERSIONS.values() for name in table)
 
     def handle(
         self, req: RpcRequest, request_id: str, principal: Principal | None = None
@@ -76,12 +79,14 @@ class Gateway:
         except Exception:
             log.exception("unhandled error")
             status, body, code, headers = self._fail(UnknownError(), request_id)
+        elapsed = time.perf_counter() - started
+        metrics.record_request(req.action if req.action in self._known else "Unknown", code or "OK", elapsed)
         log.info(
             "request",
             action=req.action,
             status=status,
             code=code or "OK",
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round(elapsed * 1000, 2),
         )
         self._audit(req, request_id, trail, code)
         structlog.contextvars.clear_contextvars()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import Connection
 
+from hpcplane import metrics
 from hpcplane.clock import Clock
 from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskStatus
 from hpcplane.engine import steps
 from hpcplane.providers.base import Provider
+from hpcplane.store import control as control_store
 from hpcplane.store import engine as store
 from hpcplane.store.db import Database, Driver
 from hpcplane.store.engine import Lease
@@ -50,6 +53,7 @@ class Engine:
         self.max_step_seconds = max_step_seconds
         self._active: dict[tuple[int, int], float] = {}
         self._active_lock = threading.Lock()
+        self.before_run: Callable[[], None] | None = None  # called when a claim got tasks (the tuning)
 
     def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
         """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
@@ -64,8 +68,12 @@ class Engine:
                 postgres=self.db.is_postgres,
                 task_id=task_id,
             )
+        if leases and self.before_run is not None:
+            self.before_run()
         usable = []
         for lease in leases:
+            if lease.taken_over:
+                metrics.record_takeover()
             if lease.lost_attempts >= self.max_attempts:
                 self._fail(lease, "TaskLost", f"The task's worker was lost {lease.lost_attempts} times.")
             else:
@@ -85,6 +93,7 @@ class Engine:
                 if not self._step_with_retries(lease, index):
                     return
         except LeaseLost:
+            metrics.record_lease_lost()
             log.warning("lease lost", step=lease.current_step + 1)
         except DbError as error:
             log.warning("store unavailable past max_step_seconds; the lease will expire", cause=repr(error))
@@ -94,6 +103,19 @@ class Engine:
         finally:
             self._untrack(lease)
             structlog.contextvars.unbind_contextvars("task_id")
+
+    def step_once(self, lease: Lease) -> None:
+        """Run only the lease's next step, then give the lease back (the control API's step by hand)."""
+        self._track(lease, hung=False)
+        try:
+            kept = self._step_with_retries(lease, lease.current_step + 1)
+        except LeaseLost:
+            return
+        finally:
+            self._untrack(lease)
+        if kept:
+            with self.db.write() as conn:
+                control_store.release(conn, lease.seq, self.owner, lease.token)
 
     def _step_with_retries(self, lease: Lease, index: int) -> bool:
         """A store failure (lock timeout, lost connection) is not a lost worker: retry the step, keeping the
@@ -115,6 +137,7 @@ class Engine:
 
         The transaction begins when the step first touches the store; a step with no effect of its own
         records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
+        started = time.perf_counter()
         delay = self.provider.step_delay()
         errors = list(lease.errors)
         before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
@@ -157,7 +180,9 @@ class Engine:
                 raise LeaseLost()  # rolls the step's effects back with it
         lease.current_step = index
         lease.errors = errors
+        metrics.record_step(lease.task_type.value, time.perf_counter() - started, index == 1)
         if ctx.finished is not None:
+            metrics.record_end(lease.task_type.value, ctx.finished.value)
             log.info("task ended", status=ctx.finished.value, steps=index)
         return ctx.finished is None and delay == 0
 
@@ -185,6 +210,7 @@ class Engine:
                 )
                 if not ok:
                     raise LeaseLost()
+            metrics.record_end(lease.task_type.value, TaskStatus.FAILED.value)
             log.warning("task failed", task_id=lease.task_id, code=code)
         except (LeaseLost, DbError) as error:
             log.warning(

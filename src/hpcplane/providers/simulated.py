@@ -37,6 +37,11 @@ class SimulatedCloud:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
+    def retune(self, faults: Faults, step_seconds: float, jitter: float) -> None:
+        """New faults and step timing at runtime (the control API's tuning)."""
+        with self._lock:
+            self._faults, self._step_seconds, self._jitter = faults, step_seconds, jitter
+
     def call(self, conn: Connection, token: str, action: str, instance_ids: list[str]) -> None:
         """Log the call: the simulated cloud's record of what it was asked, under which token."""
         now: datetime = self._clock.now()

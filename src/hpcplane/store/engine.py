@@ -40,6 +40,7 @@ class Lease:
     token: int
     lost_attempts: int
     errors: list[dict[str, str]]
+    taken_over: bool = False  # claimed from a holder whose lease had expired
 
 
 _LEASE_COLUMNS = (
@@ -78,12 +79,16 @@ def claim(
     task_id: str | None = None,
 ) -> list[Lease]:
     """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost."""
-    candidates = select(tasks.c.seq).where(_due(now)).order_by(tasks.c.run_after).limit(limit)
+    candidates = (
+        select(tasks.c.seq, tasks.c.lease_owner).where(_due(now)).order_by(tasks.c.run_after).limit(limit)
+    )
     if task_id is not None:
         candidates = candidates.where(tasks.c.task_id == task_id)
     if postgres:
         candidates = candidates.with_for_update(skip_locked=True)
-    seqs = list(conn.execute(candidates).scalars())
+    found = conn.execute(candidates).all()
+    seqs = [row.seq for row in found]
+    held = {row.seq for row in found if row.lease_owner is not None}
     if not seqs:
         return []
     rows = conn.execute(
@@ -112,6 +117,7 @@ def claim(
             token=row.lease_token,
             lost_attempts=row.lost_attempts,
             errors=json.loads(row.errors),
+            taken_over=row.seq in held,
         )
         for row in rows
     ]
