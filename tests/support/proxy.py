@@ -35,7 +35,15 @@ def _request_length(buffer: bytes) -> int | None:
 class Proxy:
     """Forwards 127.0.0.1:<port> to a target; see the module docstring."""
 
-    def __init__(self, target_host: str, target_port: int, *, port: int = 0, record: bool = False) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        port: int = 0,
+        record: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.target = (target_host, target_port)
         self.record = record
         self.recorded: list[bytes] = []
@@ -43,10 +51,10 @@ class Proxy:
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", port))  # SO_REUSEADDR: a port can be reused
+        self._listener = socket.create_server((host, port))  # SO_REUSEADDR: a port can be reused
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
-        self.endpoint = f"127.0.0.1:{self.port}"
+        self.endpoint = f"{host}:{self.port}"
         self._acceptor = threading.Thread(target=self._accept_loop, name=f"proxy-{self.port}", daemon=True)
         self._acceptor.start()
 

@@ -27,6 +27,11 @@ class LeaseLost(Exception):
     """Another worker holds the task now: this step's transaction must roll back."""
 
 
+# A holder treats its lease as gone this fraction of it before it ends: its transactions end by then, so
+# the next holder finds no row of the task locked.
+_LEASE_MARGIN = 0.1
+
+
 class Engine:
     """Runs tasks; many engines (threads, processes, machines) can share one store."""
 
@@ -49,10 +54,12 @@ class Engine:
         self.max_attempts = max_attempts
         self.max_step_seconds = max_step_seconds
         self._active: dict[tuple[int, int], float] = {}
+        self._renewed: dict[tuple[int, int], float] = {}  # monotonic time the lease was last extended from
         self._active_lock = threading.Lock()
 
     def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
         """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
+        started = time.monotonic()
         with self.db.write() as conn:
             now = self.clock.now()  # read once the write lock is held, so the lease is not born expired
             leases = store.claim(
@@ -66,8 +73,10 @@ class Engine:
             )
         usable = []
         for lease in leases:
+            self._renewed[(lease.seq, lease.token)] = started
             if lease.lost_attempts >= self.max_attempts:
                 self._fail(lease, "TaskLost", f"The task's worker was lost {lease.lost_attempts} times.")
+                self._renewed.pop((lease.seq, lease.token), None)
             else:
                 usable.append(lease)
         return usable
@@ -84,8 +93,8 @@ class Engine:
                 self._track(lease, hung=False)
                 if not self._step_with_retries(lease, index):
                     return
-        except LeaseLost:
-            log.warning("lease lost", step=lease.current_step + 1)
+        except LeaseLost as lost:
+            log.warning("lease lost", step=lease.current_step + 1, reason=str(lost) or "taken over")
         except DbError as error:
             log.warning("store unavailable past max_step_seconds; the lease will expire", cause=repr(error))
         except Exception:
@@ -101,6 +110,10 @@ class Engine:
         deadline = time.monotonic() + self.max_step_seconds
         pause = 0.1
         while True:
+            if time.monotonic() >= self.lease_end(lease):
+                # Not renewed in time (the store was unreachable, or the step hung): another worker may
+                # hold the task now, so this one gives it up rather than retry into its locks.
+                raise LeaseLost("expired before it could be renewed")
             try:
                 return self._step(lease, index)
             except DbError as error:
@@ -116,6 +129,8 @@ class Engine:
         The transaction begins when the step first touches the store; a step with no effect of its own
         records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
         delay = self.provider.step_delay()
+        started = time.monotonic()
+        deadline = self.lease_end(lease)
         errors = list(lease.errors)
         before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
         with ExitStack() as stack:
@@ -123,7 +138,7 @@ class Engine:
 
             def open_conn() -> Connection:
                 if not opened:
-                    opened.append(stack.enter_context(self.db.write()))
+                    opened.append(stack.enter_context(self.db.write(deadline=deadline)))
                 return opened[0]
 
             now = self.clock.now()
@@ -150,11 +165,12 @@ class Engine:
             if opened:
                 held = store.advance(Driver.within(opened[0]), lease, self.owner, values)
             else:
-                with self.db.driver(write=True) as driver:
+                with self.db.driver(write=True, deadline=deadline) as driver:
                     held = store.advance(driver, lease, self.owner, values)
             if not held:
                 lease.state = json.loads(before)
                 raise LeaseLost()  # rolls the step's effects back with it
+        self._renewed[(lease.seq, lease.token)] = started
         lease.current_step = index
         lease.errors = errors
         if ctx.finished is not None:
@@ -165,7 +181,7 @@ class Engine:
         """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""
         errors = [*lease.errors, {"Code": code, "Message": message}]
         try:
-            with self.db.write() as conn:
+            with self.db.write(deadline=self.lease_end(lease)) as conn:
                 now = self.clock.now()
                 ctx = steps.StepContext(lambda: conn, lease, lease.current_step, now, self.provider, errors)
                 steps.finish(ctx, failed=True)
@@ -203,6 +219,12 @@ class Engine:
     def _untrack(self, lease: Lease) -> None:
         with self._active_lock:
             self._active.pop((lease.seq, lease.token), None)
+            self._renewed.pop((lease.seq, lease.token), None)
+
+    def lease_end(self, lease: Lease) -> float:
+        """When (time.monotonic()) this holder stops relying on the lease: a margin before it expires."""
+        renewed = self._renewed.get((lease.seq, lease.token), time.monotonic())
+        return renewed + self.lease.total_seconds() * (1 - _LEASE_MARGIN)
 
     def heartbeat(self) -> None:
         """Extend the leases of steps still running, unless they have run past max_step_seconds."""
@@ -210,8 +232,14 @@ class Engine:
         with self._active_lock:
             held = [key for key, started in self._active.items() if started >= limit]
         if held:
+            started = time.monotonic()
             with self.db.write() as conn:
-                store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)
+                kept = store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)
+            with self._active_lock:
+                for key in kept:
+                    previous = self._renewed.get(key)
+                    if previous is not None:
+                        self._renewed[key] = max(previous, started)
 
     def drive(self, task_id: str, timeout: float) -> bool:
         """Run one task to its end from this thread (AddNodes Sync=true); False if it did not end in time."""
