@@ -8,12 +8,14 @@ import threading
 from types import FrameType
 
 import click
+import structlog
 import uvicorn
 
 from hpcplane import __version__, logs
 from hpcplane.app import Admission, create_app
 from hpcplane.config import Settings
 from hpcplane.demo import banner, ensure_demo
+from hpcplane.services import agreement
 from hpcplane.serving import uvicorn_config
 from hpcplane.wiring import Services
 
@@ -33,6 +35,7 @@ class _Server(uvicorn.Server):
 def run_server(settings: Settings, services: Services) -> None:
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(services, threads=settings.api_threads)
+    agreement.record_api_settings(services.db, settings)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
     )
@@ -71,6 +74,8 @@ def run_worker(settings: Settings, services: Services) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    for difference in agreement.disagreements(services.db, settings):
+        structlog.get_logger("hpcplane.worker").warning("settings differ from the API's", detail=difference)
     worker = services.start_worker()
     click.echo(f"hpcplane worker {services.engine.owner} running {worker.concurrency} at a time")
     try:

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -55,7 +56,8 @@ def test_tasks_run_to_their_end_through_pgbouncer(bounced: tuple[LiveServer, str
     deadline = time.monotonic() + 60
     while True:
         body = server.call("tea-v3", key, "ListTasks", ClusterId=cluster_id, TaskId=task_id)
-        (task,) = body["Tasks"]  # type: ignore[misc]
+        found: list[dict[str, Any]] = body["Tasks"]  # type: ignore[assignment]
+        (task,) = found
         if task["Status"] in TERMINAL:
             break
         assert time.monotonic() < deadline, f"task still running: {task}"
