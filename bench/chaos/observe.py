@@ -1,0 +1,137 @@
+"""What the suite reads from the store (directly, not through the paths it breaks) to judge a run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import psycopg
+from sqlalchemy import func, select
+
+from hpcplane.store.db import Database
+from hpcplane.store.tables import sim_calls, tasks
+
+
+class Observer:
+    """Reads tasks and provider calls; on PostgreSQL also samples pg_stat_activity in the background."""
+
+    def __init__(self, database_url: str, pg_dsn: str | None, database: str | None) -> None:
+        self.db = Database(database_url, timeout=10.0, pool_size=2)
+        self.pg_dsn = pg_dsn
+        self.database = database
+        self.peak: dict[str, int] = defaultdict(int)  # most connections seen per application_name
+        self.idle_in_transaction: dict[str, float] = defaultdict(float)  # longest seen, seconds
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.pg_dsn:
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._sampler:
+            self._sampler.join(5)
+        self.db.dispose()
+
+    def _sample(self) -> None:
+        assert self.pg_dsn
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.pg_dsn, autocommit=True, connect_timeout=3) as conn:
+                    while not self._stop.wait(0.25):
+                        rows = conn.execute(
+                            "SELECT application_name, state, extract(epoch FROM now() - state_change)"
+                            " FROM pg_stat_activity"
+                            " WHERE datname = %s AND application_name LIKE 'hpcplane %%'",
+                            (self.database,),
+                        ).fetchall()
+                        counts: dict[str, int] = defaultdict(int)
+                        for name, state, age in rows:
+                            counts[name] += 1
+                            if state == "idle in transaction" and age is not None:
+                                self.idle_in_transaction[name] = max(
+                                    self.idle_in_transaction[name], float(age)
+                                )
+                        for name, count in counts.items():
+                            self.peak[name] = max(self.peak[name], count)
+            except psycopg.Error:
+                self._stop.wait(0.5)
+
+    def held_by(self, pid: int) -> list[str]:
+        """Unfinished tasks whose lease a process holds (its owner name carries its pid)."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(tasks.c.task_id).where(
+                        tasks.c.finished_at.is_(None), tasks.c.lease_owner.like(f"%:{pid}:%")
+                    )
+                ).scalars()
+            )
+
+    def wait_taken_over(self, task_ids: Iterable[str], pid: int, since: float, limit: float) -> list[float]:
+        """Seconds from `since` until each task had another holder (or ended); tasks not taken over in
+        `limit` seconds are left out (the run's `stuck` count catches them)."""
+        waiting = set(task_ids)
+        taken: list[float] = []
+        deadline = since + limit
+        while waiting and time.monotonic() < deadline:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(tasks.c.task_id, tasks.c.lease_owner, tasks.c.finished_at).where(
+                        tasks.c.task_id.in_(waiting)
+                    )
+                ).all()
+            now = time.monotonic()
+            for row in rows:
+                if row.finished_at is not None or (row.lease_owner and f":{pid}:" not in row.lease_owner):
+                    waiting.discard(row.task_id)
+                    taken.append(now - since)
+            time.sleep(0.05)
+        return taken
+
+    def first_step_after(self, moment: datetime) -> float | None:
+        """Seconds from `moment` to the first step any worker recorded after it."""
+        with self.db.read() as conn:
+            first = conn.execute(
+                select(func.min(tasks.c.updated_at)).where(tasks.c.updated_at > moment)
+            ).scalar()
+        return None if first is None else (first - moment).total_seconds()
+
+    def unfinished(self, task_ids: Iterable[str]) -> set[str]:
+        ids = set(task_ids)
+        with self.db.read() as conn:
+            done = set(
+                conn.execute(
+                    select(tasks.c.task_id).where(tasks.c.task_id.in_(ids), tasks.c.finished_at.is_not(None))
+                ).scalars()
+            )
+        return ids - done
+
+    def missing(self, task_ids: Iterable[str]) -> set[str]:
+        ids = set(task_ids)
+        with self.db.read() as conn:
+            found = set(conn.execute(select(tasks.c.task_id).where(tasks.c.task_id.in_(ids))).scalars())
+        return ids - found
+
+    def applied_twice(self) -> int:
+        """Provider tokens recorded more than once: a step's effect applied twice."""
+        with self.db.read() as conn:
+            counts = conn.execute(
+                select(sim_calls.c.token, func.count()).group_by(sim_calls.c.token).having(func.count() > 1)
+            ).all()
+        return len(counts)
+
+    def statuses(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            return {
+                s: n for s, n in conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
+            }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
