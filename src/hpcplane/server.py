@@ -77,6 +77,8 @@ def run_worker(settings: Settings, services: Services) -> None:
     for difference in agreement.disagreements(services.db, settings):
         structlog.get_logger("hpcplane.worker").warning("settings differ from the API's", detail=difference)
     worker = services.start_worker()
+    if services.engine.db is not services.db:
+        services.db.dispose()  # start-up's connection: from here on the engine's pool is the worker's
     click.echo(f"hpcplane worker {services.engine.owner} running {worker.concurrency} at a time")
     try:
         while not stop.wait(1.0):
