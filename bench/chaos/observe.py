@@ -24,6 +24,7 @@ class Observer:
         self.database = database
         self.peak: dict[str, int] = defaultdict(int)  # most connections seen per application_name
         self.idle_in_transaction: dict[str, float] = defaultdict(float)  # longest seen, seconds
+        self._count_from = 0.0  # time.monotonic() from which connection samples count
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
 
@@ -31,6 +32,10 @@ class Observer:
         if self.pg_dsn:
             self._sampler = threading.Thread(target=self._sample, daemon=True)
             self._sampler.start()
+
+    def count_from(self, moment: float) -> None:
+        """Count connections only from `moment` (float("inf"): not until told again)."""
+        self._count_from = moment
 
     def close(self) -> None:
         self._stop.set()
@@ -57,6 +62,8 @@ class Observer:
                                 self.idle_in_transaction[name] = max(
                                     self.idle_in_transaction[name], float(age)
                                 )
+                        if time.monotonic() < self._count_from:
+                            continue
                         for name, count in counts.items():
                             self.peak[name] = max(self.peak[name], count)
             except psycopg.Error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,6 +71,9 @@ class Context:
 
     def record(self, fault: Fault, start: float, end: float, end_wall: datetime) -> Fault:
         """Fill in what clients saw over [start, end] and how recovery went; keep the fault."""
+        # Sessions a client already dropped linger on the server behind a frozen or cut path until
+        # the path passes the close on: connections are counted again a little after the fault.
+        self.observer.count_from(time.monotonic() + 3.0)
         fault.duration = round(end - start, 2)
         time.sleep(min(2.0, self.profile.lease / 4))  # let recovery happen before reading it
         overlapping = self.load.between(start, end)
@@ -112,18 +116,22 @@ def wait_for_leases(ctx: Context, proc: Proc, limit: float = 10.0) -> list[str]:
 def kill_worker(ctx: Context, proc: Proc) -> None:
     """SIGKILL a worker that holds leases; start it again at once; time each takeover."""
     held = wait_for_leases(ctx, proc)
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     pid = proc.pid
     proc.kill()
     end_wall = utcnow()
     fault = Fault("SIGKILL worker", ctx.backend, note=f"{len(held)} leases held")
-    proc.restart()
+    restart = threading.Thread(target=proc.restart)  # started again meanwhile, as a supervisor would
+    restart.start()
     fault.takeover = ctx.observer.wait_taken_over(held, pid, start, ctx.profile.lease * 3)
+    restart.join()
     ctx.record(fault, start, time.monotonic(), end_wall)
 
 
 def kill_api(ctx: Context, proc: Proc) -> None:
     """SIGKILL an API process mid-load, then start it again."""
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     proc.kill()
     fault = Fault("SIGKILL API process", ctx.backend)
@@ -136,6 +144,7 @@ def kill_serve(ctx: Context, proc: Proc) -> None:
     """SIGKILL the embedded server (API and worker in one process), then start it again; its tasks'
     takeover is timed from the moment the new process answers (nothing else could take them before)."""
     held = wait_for_leases(ctx, proc)
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     pid = proc.pid
     proc.kill()
@@ -149,6 +158,7 @@ def kill_serve(ctx: Context, proc: Proc) -> None:
 
 def db_refuse(ctx: Context, proxy: PathProxy) -> None:
     """The path to PostgreSQL refuses connections (and resets the open ones), then comes back."""
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     proxy.refuse()
     time.sleep(ctx.profile.refuse)
@@ -159,6 +169,7 @@ def db_refuse(ctx: Context, proxy: PathProxy) -> None:
 
 def db_freeze(ctx: Context, proxy: PathProxy) -> None:
     """The path to PostgreSQL freezes (SIGSTOP of the proxy): open and new connections stop answering."""
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     proxy.freeze()
     time.sleep(ctx.profile.freeze)
@@ -169,6 +180,7 @@ def db_freeze(ctx: Context, proxy: PathProxy) -> None:
 
 def redis_down(ctx: Context, proxy: PathProxy) -> None:
     """Redis refuses, then (after it came back) its path freezes."""
+    ctx.observer.count_from(float("inf"))
     for name, stop, resume in (
         ("Redis refuses", proxy.refuse, proxy.restore),
         ("Redis path frozen", proxy.freeze, proxy.thaw),
@@ -184,6 +196,7 @@ def redis_down(ctx: Context, proxy: PathProxy) -> None:
 def exhaustion(ctx: Context, admin_dsn: str, role: str, limit: int) -> None:
     """PostgreSQL has fewer connections to give than the processes want ("too many connections"): the
     role's CONNECTION LIMIT drops and its sessions are ended, as after a restart under contention."""
+    ctx.observer.count_from(float("inf"))
     start = time.monotonic()
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT {limit}')
@@ -208,11 +221,12 @@ def network_cut(
     proc: Proc | None = None
     try:
         netns.create()
-        proxy = Proxy(db_host, db_port, host=netns.host_ip)
+        proxy = Proxy(db_host, db_port, host=netns.host_ip, keepalive=2)
         proc = ctx.topology.worker(
             "worker-netns", database_url=database_url_for(netns.host_ip, proxy.port), prefix=netns.prefix()
         )
         held = wait_for_leases(ctx, proc)
+        ctx.observer.count_from(float("inf"))
         start = time.monotonic()
         netns.cut()
         fault = Fault("network cut (netns)", ctx.backend, note=f"{len(held)} leases held")

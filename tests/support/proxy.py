@@ -43,9 +43,13 @@ class Proxy:
         port: int = 0,
         record: bool = False,
         host: str = "127.0.0.1",
+        keepalive: int | None = None,
     ) -> None:
+        """`keepalive` (seconds): probe idle clients, and drop a client (and its upstream) that stopped
+        answering, as a server's own TCP keepalive would without a proxy in between."""
         self.target = (target_host, target_port)
         self.record = record
+        self.keepalive = keepalive
         self.recorded: list[bytes] = []
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -73,6 +77,11 @@ class Proxy:
             except OSError:
                 return
             client.settimeout(None)
+            if self.keepalive is not None:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.keepalive)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
