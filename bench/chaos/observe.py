@@ -69,45 +69,47 @@ class Observer:
             except psycopg.Error:
                 self._stop.wait(0.5)
 
-    def held_by(self, pid: int) -> list[str]:
-        """Unfinished tasks whose lease a process holds (its owner name carries its pid)."""
+    def held_by(self, pid: int) -> dict[str, int]:
+        """Unfinished tasks whose lease a process holds (its owner name carries its pid): their tokens."""
         with self.db.read() as conn:
-            return list(
-                conn.execute(
-                    select(tasks.c.task_id).where(
-                        tasks.c.finished_at.is_(None), tasks.c.lease_owner.like(f"%:{pid}:%")
-                    )
-                ).scalars()
-            )
+            rows = conn.execute(
+                select(tasks.c.task_id, tasks.c.lease_token).where(
+                    tasks.c.finished_at.is_(None), tasks.c.lease_owner.like(f"%:{pid}:%")
+                )
+            ).all()
+        return {row.task_id: row.lease_token for row in rows}
 
-    def wait_taken_over(self, task_ids: Iterable[str], pid: int, since: float, limit: float) -> list[float]:
-        """Seconds from `since` until each task had another holder (or ended); tasks not taken over in
-        `limit` seconds are left out (the run's `stuck` count catches them)."""
-        waiting = set(task_ids)
+    def wait_taken_over(self, held: dict[str, int], since: float, limit: float) -> list[float]:
+        """Seconds from `since` until each task was claimed again (its lease token moved on) or ended;
+        tasks not taken over in `limit` seconds are left out (the run's `stuck` count catches them)."""
+        waiting = dict(held)
         taken: list[float] = []
         deadline = since + limit
         while waiting and time.monotonic() < deadline:
             with self.db.read() as conn:
                 rows = conn.execute(
-                    select(tasks.c.task_id, tasks.c.lease_owner, tasks.c.finished_at).where(
-                        tasks.c.task_id.in_(waiting)
+                    select(tasks.c.task_id, tasks.c.lease_token, tasks.c.finished_at).where(
+                        tasks.c.task_id.in_(list(waiting))
                     )
                 ).all()
             now = time.monotonic()
             for row in rows:
-                if row.finished_at is not None or (row.lease_owner and f":{pid}:" not in row.lease_owner):
-                    waiting.discard(row.task_id)
+                if row.finished_at is not None or row.lease_token > waiting[row.task_id]:
+                    del waiting[row.task_id]
                     taken.append(now - since)
             time.sleep(0.05)
         return taken
 
-    def first_step_after(self, moment: datetime) -> float | None:
-        """Seconds from `moment` to the first step any worker recorded after it."""
-        with self.db.read() as conn:
-            first = conn.execute(
-                select(func.min(tasks.c.updated_at)).where(tasks.c.updated_at > moment)
-            ).scalar()
-        return None if first is None else (first - moment).total_seconds()
+    def wait_first_step(self, moment: datetime, since: float, limit: float) -> float | None:
+        """Seconds from `since` until some worker recorded a step after `moment` (None: not in `limit`)."""
+        deadline = since + limit
+        while time.monotonic() < deadline:
+            with self.db.read() as conn:
+                last = conn.execute(select(func.max(tasks.c.updated_at))).scalar()
+            if last is not None and last > moment:
+                return time.monotonic() - since
+            time.sleep(0.05)
+        return None
 
     def unfinished(self, task_ids: Iterable[str]) -> set[str]:
         ids = set(task_ids)

@@ -69,18 +69,23 @@ class Context:
     def bound(self) -> float:
         return self.profile.db_timeout + DEADLINE_MARGIN + CALL_SLACK
 
-    def record(self, fault: Fault, start: float, end: float, end_wall: datetime) -> Fault:
-        """Fill in what clients saw over [start, end] and how recovery went; keep the fault."""
+    def record(
+        self, fault: Fault, start: float, end: float, end_wall: datetime, *, stepped: bool = False
+    ) -> Fault:
+        """Fill in what clients saw over [start, end] and how recovery went; keep the fault.
+
+        `stepped`: the caller measured fault.first_step itself (while it waited for takeovers)."""
         # Sessions a client already dropped linger on the server behind a frozen or cut path until
         # the path passes the close on: connections are counted again a little after the fault.
         self.observer.count_from(time.monotonic() + 3.0)
         fault.duration = round(end - start, 2)
+        if not stepped:
+            fault.first_step = self.first_step(end_wall, end)
         time.sleep(min(2.0, self.profile.lease / 4))  # let recovery happen before reading it
         overlapping = self.load.between(start, end)
         fault.codes = Counter(r.outcome for r in overlapping)
         fault.longest_call = max((r.end - r.start for r in overlapping), default=None)
         fault.recover = self.load.first_ok_after(end)
-        fault.first_step = self.observer.first_step_after(end_wall)
         self.last_fault_end = max(self.last_fault_end, end)
         unexpected = {c for c in fault.codes if c not in DOCUMENTED and c not in ("ok", "transport")}
         if unexpected:
@@ -94,6 +99,19 @@ class Context:
         self.run.faults.append(fault)
         return fault
 
+    def first_step(self, moment: datetime, since: float) -> float | None:
+        return self.observer.wait_first_step(moment, since, self.profile.lease + TAKEOVER_SLACK)
+
+    def watch_first_step(self, fault: Fault, moment: datetime, since: float) -> threading.Thread:
+        """Measure fault.first_step in the background (join the thread before recording)."""
+
+        def watch() -> None:
+            fault.first_step = self.first_step(moment, since)
+
+        thread = threading.Thread(target=watch)
+        thread.start()
+        return thread
+
     def check_bounded(self, fault: Fault) -> None:
         if fault.longest_call is not None and fault.longest_call > self.bound():
             self.run.breach(
@@ -102,15 +120,15 @@ class Context:
             )
 
 
-def wait_for_leases(ctx: Context, proc: Proc, limit: float = 10.0) -> list[str]:
-    """The tasks `proc` holds, once it holds some (or [] after `limit` seconds)."""
+def wait_for_leases(ctx: Context, proc: Proc, limit: float = 10.0) -> dict[str, int]:
+    """The tasks `proc` holds (with their lease tokens), once it holds some (or none after `limit`)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         held = ctx.observer.held_by(proc.pid)
         if held:
             return held
         time.sleep(0.05)
-    return []
+    return {}
 
 
 def kill_worker(ctx: Context, proc: Proc) -> None:
@@ -118,15 +136,16 @@ def kill_worker(ctx: Context, proc: Proc) -> None:
     held = wait_for_leases(ctx, proc)
     ctx.observer.count_from(float("inf"))
     start = time.monotonic()
-    pid = proc.pid
     proc.kill()
     end_wall = utcnow()
     fault = Fault("SIGKILL worker", ctx.backend, note=f"{len(held)} leases held")
+    stepping = ctx.watch_first_step(fault, end_wall, start)
     restart = threading.Thread(target=proc.restart)  # started again meanwhile, as a supervisor would
     restart.start()
-    fault.takeover = ctx.observer.wait_taken_over(held, pid, start, ctx.profile.lease * 3)
+    fault.takeover = ctx.observer.wait_taken_over(held, start, ctx.profile.lease * 3)
     restart.join()
-    ctx.record(fault, start, time.monotonic(), end_wall)
+    stepping.join()
+    ctx.record(fault, start, start, end_wall, stepped=True)
 
 
 def kill_api(ctx: Context, proc: Proc) -> None:
@@ -146,14 +165,15 @@ def kill_serve(ctx: Context, proc: Proc) -> None:
     held = wait_for_leases(ctx, proc)
     ctx.observer.count_from(float("inf"))
     start = time.monotonic()
-    pid = proc.pid
     proc.kill()
     fault = Fault("SIGKILL serve (API+worker)", ctx.backend)
     took = proc.restart()
-    end = time.monotonic()
+    end, end_wall = time.monotonic(), utcnow()
     fault.note = f"{len(held)} leases held; restarted in {took:.1f} s, takeover timed from then"
-    fault.takeover = ctx.observer.wait_taken_over(held, pid, end, ctx.profile.lease * 3)
-    ctx.record(fault, start, end, utcnow())
+    stepping = ctx.watch_first_step(fault, end_wall, end)
+    fault.takeover = ctx.observer.wait_taken_over(held, end, ctx.profile.lease * 3)
+    stepping.join()
+    ctx.record(fault, start, end, end_wall, stepped=True)
 
 
 def db_refuse(ctx: Context, proxy: PathProxy) -> None:
@@ -230,7 +250,7 @@ def network_cut(
         start = time.monotonic()
         netns.cut()
         fault = Fault("network cut (netns)", ctx.backend, note=f"{len(held)} leases held")
-        fault.takeover = ctx.observer.wait_taken_over(held, proc.pid, start, ctx.profile.cut)
+        fault.takeover = ctx.observer.wait_taken_over(held, start, ctx.profile.cut)
         time.sleep(max(0.0, ctx.profile.cut - (time.monotonic() - start)))
         netns.mend()
         end = time.monotonic()

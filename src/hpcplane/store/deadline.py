@@ -91,9 +91,12 @@ class Deadlines:
                     _cut(connection)
 
     def connect_timeout(self) -> int:
-        """Whole seconds left to this thread's call for opening a connection (libpq's minimum is 2)."""
+        """Whole seconds left to this thread's call for opening a connection. libpq waits at least 2 s,
+        so a call with less than that left fails now rather than overrun its deadline."""
         call = self.current()
         left = self.seconds if call is None else call.remaining()
+        if left < 2 <= self.seconds:
+            raise DbError() from TimeoutError("too little of the call's deadline left to connect")
         return max(2, int(left))
 
     def _ensure_watchdog(self) -> None:
