@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -220,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     rng = random.Random(seed)
+    load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
     run = Run(
-        f"{profile.name}, seed {seed}, lease {profile.lease} s, HPCPLANE_DB_TIMEOUT {profile.db_timeout} s"
+        f"{profile.name}, seed {seed}, lease {profile.lease} s, HPCPLANE_DB_TIMEOUT {profile.db_timeout} s,"
+        f" {os.cpu_count()} CPUs, load average at start {load_avg}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="hpcplane-chaos-"))
     started = time.monotonic()
