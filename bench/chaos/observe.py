@@ -46,6 +46,7 @@ class Observer:
     def _sample(self) -> None:
         assert self.pg_dsn
         while not self._stop.is_set():
+            last: dict[str, int] = {}
             try:
                 with psycopg.connect(self.pg_dsn, autocommit=True, connect_timeout=3) as conn:
                     while not self._stop.wait(0.25):
@@ -62,10 +63,13 @@ class Observer:
                                 self.idle_in_transaction[name] = max(
                                     self.idle_in_transaction[name], float(age)
                                 )
+                        counted, last = last, counts
                         if time.monotonic() < self._count_from:
                             continue
+                        # Seen in two samples in a row: a session closing as its successor opens (a
+                        # reconnect) is one connection, not two.
                         for name, count in counts.items():
-                            self.peak[name] = max(self.peak[name], count)
+                            self.peak[name] = max(self.peak[name], min(count, counted.get(name, 0)))
             except psycopg.Error:
                 self._stop.wait(0.5)
 

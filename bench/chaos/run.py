@@ -28,7 +28,7 @@ from tests.support.pathproxy import PathProxy
 
 from bench.chaos import scenarios
 from bench.chaos.load import Load
-from bench.chaos.observe import Observer
+from bench.chaos.observe import Observer, utcnow
 from bench.chaos.report import Run, table
 from bench.chaos.scenarios import FULL, SHORT, Context, Profile
 from bench.chaos.topology import Topology
@@ -74,13 +74,19 @@ def warm_up(load: Load, tasks: int, limit: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def settle(ctx: Context, load: Load, limit: float) -> None:
-    """Wait for every accepted task to end; then count lost, stuck and applied twice."""
+def settle(ctx: Context, load: Load, limit: float = 600.0) -> None:
+    """Wait for every accepted task to end; then count lost, stuck and applied twice.
+
+    A task is stuck when it has not ended and no worker recorded any step for two leases plus the
+    slack (a backlog that still moves is not stuck, however long it is); `limit` caps the wait."""
     ids = [a.task_id for a in load.accepted]
     deadline = time.monotonic() + limit
+    idle_limit = 2 * ctx.profile.lease + scenarios.TAKEOVER_SLACK
     left = ctx.observer.unfinished(ids)
     while left and time.monotonic() < deadline:
-        time.sleep(0.2)
+        since, moment = time.monotonic(), utcnow()
+        if ctx.observer.wait_first_step(moment, since, idle_limit) is None:
+            break  # nothing moved for two leases: what is left is stuck
         left = ctx.observer.unfinished(left)
     if not left and ctx.last_fault_end:
         drain = time.monotonic() - ctx.last_fault_end
@@ -148,7 +154,9 @@ def postgres_phase(profile: Profile, run: Run, workdir: Path, rng: random.Random
             apis = [topology.api(f"api{n}", wait=False) for n in (1, 2)]
             workers = [topology.worker(f"worker{n}", wait=False) for n in (1, 2)]
             topology.wait_ready()
-            load = Load(lambda: [p.endpoint for p in apis], keys[: profile.clients])
+            load = Load(
+                lambda: [p.endpoint for p in apis], keys[: profile.clients], create_every=profile.create_every
+            )
             ctx = Context(profile, topology, load, observer, run, "postgres", rng)
             observer.start()
             load.start()
@@ -172,7 +180,7 @@ def postgres_phase(profile: Profile, run: Run, workdir: Path, rng: random.Random
             scenarios.overload(ctx, overloaded, callers=6)
             scenarios.throttle(ctx)
             load.stop()
-            settle(ctx, load, profile.lease * 3 + 30)
+            settle(ctx, load)
             check_budgets(run, observer.peak, overloaded.pid)
         finally:
             if load is not None:
@@ -193,14 +201,14 @@ def sqlite_phase(profile: Profile, run: Run, workdir: Path, rng: random.Random) 
     try:
         keys = make_keys(topology, None, max(2, profile.clients // 2))
         serve = topology.api("serve", worker=True)
-        load = Load(lambda: [serve.endpoint], keys)
+        load = Load(lambda: [serve.endpoint], keys, create_every=profile.create_every)
         ctx = Context(profile, topology, load, observer, run, "sqlite", rng)
         load.start()
         warm_up(load, len(keys) * 2)
         for _ in range(max(1, profile.kills - 1)):
             scenarios.kill_serve(ctx, serve)
         load.stop()
-        settle(ctx, load, profile.lease * 3 + 30)
+        settle(ctx, load)
     finally:
         if load is not None:
             load.stop()

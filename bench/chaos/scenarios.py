@@ -38,12 +38,13 @@ class Profile:
     kills: int
     clients: int
     overload: float
+    create_every: int = 8  # one CreateCluster in this many client calls
 
 
 FULL = Profile("full", lease=10, db_timeout=5, step=0.4, freeze=12, refuse=10, cut=25, redis=6,
-               exhaustion=10, kills=3, clients=6, overload=8)  # fmt: skip
+               exhaustion=10, kills=3, clients=4, overload=8)  # fmt: skip
 SHORT = Profile("short", lease=4, db_timeout=2, step=0.2, freeze=5, refuse=3, cut=6, redis=3,
-                exhaustion=4, kills=1, clients=4, overload=3)  # fmt: skip
+                exhaustion=4, kills=1, clients=3, overload=3)  # fmt: skip
 
 # What a loaded 2-core machine may add to a call bounded by HPCPLANE_DB_TIMEOUT + DEADLINE_MARGIN:
 # the HTTP round trip, the SDK, a scheduler that runs six other test suites.

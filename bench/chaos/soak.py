@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in (1, 2):
                 topology.worker(f"worker{n}", wait=False)
             topology.wait_ready()
-            load = Load(lambda: [p.endpoint for p in apis], keys, pace=PACE)
+            load = Load(lambda: [p.endpoint for p in apis], keys, pace=PACE, create_every=FULL.create_every)
             load.start()
             warm = min(30.0, args.seconds / 10)
             time.sleep(warm)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             measured = time.monotonic() - start
             load.stop()
             ctx = Context(FULL, topology, load, observer, run, "postgres", random.Random(0))
-            settle(ctx, load, FULL.lease * 3 + 30)
+            settle(ctx, load)
         finally:
             if load is not None:
                 load.stop()
