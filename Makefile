@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit install install-test bench bench-quick fuzz clean
+.PHONY: serve test lint typecheck unit install install-test bench bench-quick fuzz chaos chaos-short soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,18 @@ bench-quick: install-test
 FUZZ_SECONDS ?= 300
 fuzz: install-test
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m tests.fuzz
+
+# Faults injected into real processes (docs/operations.md, "Faults"): a few minutes; the table it prints.
+chaos: install-test
+	$(BIN)/python -m bench.chaos
+
+chaos-short: install-test
+	$(BIN)/python -m bench.chaos --short
+
+# Half load without faults for SOAK_SECONDS (default 1800): errors and RSS growth per hour.
+SOAK_SECONDS ?= 1800
+soak: install-test
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.chaos.soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

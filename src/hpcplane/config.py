@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     api_threads: int = Field(default=32, ge=1, description="threads that run calls' store work")
     db_timeout: float = Field(default=5.0, gt=0, description="seconds: connect, lock and statement limit")
     db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int | None = Field(
+        default=None, ge=0, description="connections an API process opens past the pool (default 2x pool)"
+    )
+    db_idle_in_transaction: float | None = Field(
+        default=None, gt=0, description="seconds the server lets a session idle in a transaction"
+    )
+    db_transaction_pooling: bool = Field(
+        default=False, description="PgBouncer in transaction mode: no session options, prepares, LISTEN"
+    )
     timestamp_skew: int = Field(default=900, ge=1, description="seconds a request's time may differ")
     nonce_ttl: int = Field(default=1800, ge=1, description="seconds a nonce is remembered")
     archive_delay: float = Field(default=0.0, ge=0, description="seconds an ended task stays current")
@@ -100,6 +109,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'hpcplane.db').resolve()}"
+
+    @property
+    def idle_in_transaction(self) -> float:
+        """The configured limit, or the call deadline plus a second, but below half the lease."""
+        if self.db_idle_in_transaction is not None:
+            return self.db_idle_in_transaction
+        return max(1.0, min(self.db_timeout + 1.0, self.lease_seconds / 2))
 
     @property
     def embedded(self) -> bool:

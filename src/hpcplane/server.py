@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import click
+import structlog
 import uvicorn
 
 from hpcplane import __version__, hooks, logs, metrics
@@ -18,6 +19,7 @@ from hpcplane.client import write_profile, write_token
 from hpcplane.config import Settings
 from hpcplane.demo import banner, ensure_demo
 from hpcplane.guard import Limits, guarded_protocol
+from hpcplane.services import agreement
 from hpcplane.serving import uvicorn_config
 from hpcplane.wiring import Services
 
@@ -63,6 +65,7 @@ def run_server(settings: Settings, services: Services) -> None:
     raise_open_files(settings.max_connections + 256)
     metrics.prepare(settings.metrics_dir or settings.home / "metrics")
     app = create_app(services, threads=settings.api_threads)
+    agreement.record_api_settings(services.db, settings)
     demo = (
         ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
     )
@@ -142,7 +145,11 @@ def run_worker(settings: Settings, services: Services) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    for difference in agreement.disagreements(services.db, settings):
+        structlog.get_logger("hpcplane.worker").warning("settings differ from the API's", detail=difference)
     worker = services.start_worker()
+    if services.engine.db is not services.db:
+        services.db.dispose()  # start-up's connection: from here on the engine's pool is the worker's
     click.echo(f"hpcplane worker {services.engine.owner} running {worker.concurrency} at a time")
     try:
         while not stop.wait(1.0):

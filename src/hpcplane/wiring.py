@@ -27,7 +27,7 @@ from hpcplane.services.tasks import TaskReader
 from hpcplane.services.webhooks import Deliverer
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
-from hpcplane.store.db import Database
+from hpcplane.store.db import Database, SessionLimits
 from hpcplane.store.nonces import RedisNonces, SqlNonces
 from hpcplane.store.ratelimits import RedisBuckets
 from hpcplane.store.secrets import SecretBox, load_or_create_key
@@ -72,6 +72,7 @@ class Services:
             concurrency=self.settings.worker_concurrency,
             poll_interval=self.settings.poll_interval,
             listen_dsn=listen_dsn(self.db),
+            listen_args=listen_args(self.db),
             retention=self.settings.task_retention,
         )
         worker.start()
@@ -108,15 +109,47 @@ class Services:
 
 
 def listen_dsn(db: Database) -> str | None:
-    """A libpq connection string for LISTEN, on PostgreSQL only."""
-    if not db.is_postgres:
+    """A libpq connection string for LISTEN, on PostgreSQL only (not through PgBouncer's transaction
+    mode, where a session's LISTEN does not survive its transaction: workers poll instead)."""
+    if not db.is_postgres or db.limits.transaction_pooling:
         return None
     return db.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def session_limits(settings: Settings, role: str) -> SessionLimits:
+    """How each PostgreSQL connection of this process is bounded (store/db.py SessionLimits)."""
+    timeout = settings.db_timeout
+    return SessionLimits(
+        idle_in_transaction=settings.idle_in_transaction,
+        keepalive_idle=max(1, int(timeout)),
+        keepalive_interval=1,
+        keepalive_count=3,
+        tcp_user_timeout=timeout + 1.0,
+        transaction_pooling=settings.db_transaction_pooling,
+        application_name=f"hpcplane {role} {os.getpid()}",
+    )
+
+
+def listen_args(db: Database) -> dict[str, object]:
+    """The LISTEN connection's bounds: keepalives, like every other connection of the process."""
+    limits = db.limits
+    return {
+        "application_name": limits.application_name.replace(" api ", " listen "),
+        "keepalives": 1,
+        "keepalives_idle": limits.keepalive_idle,
+        "keepalives_interval": limits.keepalive_interval,
+        "keepalives_count": limits.keepalive_count,
+        "tcp_user_timeout": int(limits.tcp_user_timeout * 1000),
+    }
+
+
 def open_database(settings: Settings) -> Database:
     return Database(
-        settings.effective_database_url, timeout=settings.db_timeout, pool_size=settings.db_pool_size
+        settings.effective_database_url,
+        timeout=settings.db_timeout,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        limits=session_limits(settings, "api"),
     )
 
 
@@ -167,8 +200,11 @@ def build_services(
         Database(
             settings.effective_database_url,
             timeout=settings.db_timeout,
+            # Each worker thread holds one connection at a time, plus the heartbeat and housekeeping.
             pool_size=settings.worker_concurrency + 2,
+            max_overflow=0,
             engine_role=True,
+            limits=session_limits(settings, "engine"),
         )
         if db.is_postgres
         else db

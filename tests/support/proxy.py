@@ -35,18 +35,30 @@ def _request_length(buffer: bytes) -> int | None:
 class Proxy:
     """Forwards 127.0.0.1:<port> to a target; see the module docstring."""
 
-    def __init__(self, target_host: str, target_port: int, *, port: int = 0, record: bool = False) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        port: int = 0,
+        record: bool = False,
+        host: str = "127.0.0.1",
+        keepalive: int | None = None,
+    ) -> None:
+        """`keepalive` (seconds): probe idle clients, and drop a client (and its upstream) that stopped
+        answering, as a server's own TCP keepalive would without a proxy in between."""
         self.target = (target_host, target_port)
         self.record = record
+        self.keepalive = keepalive
         self.recorded: list[bytes] = []
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", port))  # SO_REUSEADDR: a port can be reused
+        self._listener = socket.create_server((host, port))  # SO_REUSEADDR: a port can be reused
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
-        self.endpoint = f"127.0.0.1:{self.port}"
+        self.endpoint = f"{host}:{self.port}"
         self._acceptor = threading.Thread(target=self._accept_loop, name=f"proxy-{self.port}", daemon=True)
         self._acceptor.start()
 
@@ -65,6 +77,11 @@ class Proxy:
             except OSError:
                 return
             client.settimeout(None)
+            if self.keepalive is not None:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.keepalive)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

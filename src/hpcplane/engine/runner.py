@@ -30,6 +30,11 @@ class LeaseLost(Exception):
     """Another worker holds the task now: this step's transaction must roll back."""
 
 
+# A holder treats its lease as gone this fraction of it before it ends: its transactions end by then, so
+# the next holder finds no row of the task locked.
+_LEASE_MARGIN = 0.1
+
+
 class Engine:
     """Runs tasks; many engines (threads, processes, machines) can share one store."""
 
@@ -52,11 +57,13 @@ class Engine:
         self.max_attempts = max_attempts
         self.max_step_seconds = max_step_seconds
         self._active: dict[tuple[int, int], float] = {}
+        self._renewed: dict[tuple[int, int], float] = {}  # monotonic time the lease was last extended from
         self._active_lock = threading.Lock()
         self.before_run: Callable[[], None] | None = None  # called when a claim got tasks (the tuning)
 
     def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
         """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
+        started = time.monotonic()
         with self.db.write() as conn:
             now = self.clock.now()  # read once the write lock is held, so the lease is not born expired
             leases = store.claim(
@@ -74,8 +81,10 @@ class Engine:
         for lease in leases:
             if lease.taken_over:
                 metrics.record_takeover()
+            self._renewed[(lease.seq, lease.token)] = started
             if lease.lost_attempts >= self.max_attempts:
                 self._fail(lease, "TaskLost", f"The task's worker was lost {lease.lost_attempts} times.")
+                self._renewed.pop((lease.seq, lease.token), None)
             else:
                 usable.append(lease)
         return usable
@@ -92,9 +101,9 @@ class Engine:
                 self._track(lease, hung=False)
                 if not self._step_with_retries(lease, index):
                     return
-        except LeaseLost:
+        except LeaseLost as lost:
             metrics.record_lease_lost()
-            log.warning("lease lost", step=lease.current_step + 1)
+            log.warning("lease lost", step=lease.current_step + 1, reason=str(lost) or "taken over")
         except DbError as error:
             log.warning("store unavailable past max_step_seconds; the lease will expire", cause=repr(error))
         except Exception:
@@ -123,6 +132,10 @@ class Engine:
         deadline = time.monotonic() + self.max_step_seconds
         pause = 0.1
         while True:
+            if time.monotonic() >= self.lease_end(lease):
+                # Not renewed in time (the store was unreachable, or the step hung): another worker may
+                # hold the task now, so this one gives it up rather than retry into its locks.
+                raise LeaseLost("expired before it could be renewed")
             try:
                 return self._step(lease, index)
             except DbError as error:
@@ -137,8 +150,10 @@ class Engine:
 
         The transaction begins when the step first touches the store; a step with no effect of its own
         records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
-        started = time.perf_counter()
+        step_started = time.perf_counter()
         delay = self.provider.step_delay()
+        started = time.monotonic()
+        deadline = self.lease_end(lease)
         errors = list(lease.errors)
         before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
         with ExitStack() as stack:
@@ -146,7 +161,7 @@ class Engine:
 
             def open_conn() -> Connection:
                 if not opened:
-                    opened.append(stack.enter_context(self.db.write()))
+                    opened.append(stack.enter_context(self.db.write(deadline=deadline)))
                 return opened[0]
 
             now = self.clock.now()
@@ -173,14 +188,15 @@ class Engine:
             if opened:
                 held = store.advance(Driver.within(opened[0]), lease, self.owner, values)
             else:
-                with self.db.driver(write=True) as driver:
+                with self.db.driver(write=True, deadline=deadline) as driver:
                     held = store.advance(driver, lease, self.owner, values)
             if not held:
                 lease.state = json.loads(before)
                 raise LeaseLost()  # rolls the step's effects back with it
+        self._renewed[(lease.seq, lease.token)] = started
         lease.current_step = index
         lease.errors = errors
-        metrics.record_step(lease.task_type.value, time.perf_counter() - started, index == 1)
+        metrics.record_step(lease.task_type.value, time.perf_counter() - step_started, index == 1)
         if ctx.finished is not None:
             metrics.record_end(lease.task_type.value, ctx.finished.value)
             log.info("task ended", status=ctx.finished.value, steps=index)
@@ -190,7 +206,7 @@ class Engine:
         """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""
         errors = [*lease.errors, {"Code": code, "Message": message}]
         try:
-            with self.db.write() as conn:
+            with self.db.write(deadline=self.lease_end(lease)) as conn:
                 now = self.clock.now()
                 ctx = steps.StepContext(lambda: conn, lease, lease.current_step, now, self.provider, errors)
                 steps.finish(ctx, failed=True)
@@ -229,6 +245,12 @@ class Engine:
     def _untrack(self, lease: Lease) -> None:
         with self._active_lock:
             self._active.pop((lease.seq, lease.token), None)
+            self._renewed.pop((lease.seq, lease.token), None)
+
+    def lease_end(self, lease: Lease) -> float:
+        """When (time.monotonic()) this holder stops relying on the lease: a margin before it expires."""
+        renewed = self._renewed.get((lease.seq, lease.token), time.monotonic())
+        return renewed + self.lease.total_seconds() * (1 - _LEASE_MARGIN)
 
     def heartbeat(self) -> None:
         """Extend the leases of steps still running, unless they have run past max_step_seconds."""
@@ -236,8 +258,14 @@ class Engine:
         with self._active_lock:
             held = [key for key, started in self._active.items() if started >= limit]
         if held:
+            started = time.monotonic()
             with self.db.write() as conn:
-                store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)
+                kept = store.heartbeat(conn, held, self.owner, self.clock.now() + self.lease)
+            with self._active_lock:
+                for key in kept:
+                    previous = self._renewed.get(key)
+                    if previous is not None:
+                        self._renewed[key] = max(previous, started)
 
     def drive(self, task_id: str, timeout: float) -> bool:
         """Run one task to its end from this thread (AddNodes Sync=true); False if it did not end in time."""

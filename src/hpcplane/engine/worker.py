@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import structlog
@@ -33,11 +34,13 @@ class Worker:
         poll_interval: float,
         listen_dsn: str | None = None,
         retention: float | None = None,
+        listen_args: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.listen_dsn = listen_dsn
+        self.listen_args = listen_args or {}
         self.retention = retention
         self.wake = threading.Event()
         self._stop = threading.Event()
@@ -124,7 +127,9 @@ class Worker:
         assert self.listen_dsn is not None
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.listen_dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    self.listen_dsn, autocommit=True, connect_timeout=5, **self.listen_args
+                ) as conn:
                     conn.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

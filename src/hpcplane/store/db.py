@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from hpcplane.domain.errors import DbError
+from hpcplane.store.deadline import Deadlines
 
 # Failures of the store itself (unreachable, timed out, locked), as opposed to a bug in a query.
 _STORE_FAILURES = (
@@ -121,30 +123,84 @@ def _bind(value: Any, is_sqlite: bool) -> Any:
     return naive.isoformat(sep=" ", timespec="microseconds") if is_sqlite else naive
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """What bounds one PostgreSQL connection, from both sides (docs/operations.md, "Faults").
+
+    The client's deadline (`timeout` plus DEADLINE_MARGIN) ends every call, even on a path that stopped
+    answering; `idle_in_transaction` (below the engine's lease) makes the server end a session whose
+    client left a transaction open (partitioned, frozen); keepalives and tcp_user_timeout make both ends
+    notice a dead peer in seconds instead of the kernel's two hours. `transaction_pooling` (PgBouncer in
+    transaction mode) sends no session options and prepares no statements; set the limits on the role."""
+
+    idle_in_transaction: float = 10.0
+    keepalive_idle: int = 5
+    keepalive_interval: int = 1
+    keepalive_count: int = 3
+    tcp_user_timeout: float = 10.0
+    transaction_pooling: bool = False
+    application_name: str = "hpcplane"
+
+
+# A call's deadline is HPCPLANE_DB_TIMEOUT plus this: the server's own statement_timeout and lock_timeout
+# (HPCPLANE_DB_TIMEOUT) answer first when the server is alive; the client's deadline when it is not.
+DEADLINE_MARGIN = 0.5
+
+
 class Database:
     """An engine plus the two kinds of transaction the services use: read and write."""
 
     def __init__(
-        self, url: str, *, timeout: float = 5.0, pool_size: int = 10, engine_role: bool = False
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        pool_size: int = 10,
+        engine_role: bool = False,
+        max_overflow: int | None = None,
+        limits: SessionLimits | None = None,
     ) -> None:
         """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
         wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
-        and progress together, and they run again; task creation, on the API's pool, stays synchronous."""
+        and progress together, and they run again; task creation, on the API's pool, stays synchronous.
+
+        On a server database the process holds at most `pool_size + max_overflow` connections (default
+        overflow: twice the pool); a call that finds them all in use waits until its deadline, then
+        answers DbError."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         self.timeout = timeout
+        self.limits = limits or SessionLimits()
         self._writer = threading.Lock()
-        self.engine = (
-            _sqlite_engine(url, timeout)
-            if self.is_sqlite
-            else _server_engine(url, timeout, pool_size, relaxed=engine_role)
-        )
+        overflow = pool_size * 2 if max_overflow is None else max_overflow
+        self.budget = pool_size + overflow
+        self.deadlines: Deadlines | None = None
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, timeout)
+        else:
+            self.deadlines = Deadlines(self.budget, timeout + DEADLINE_MARGIN)
+            self.engine = _server_engine(
+                url, timeout, pool_size, overflow, self.limits, self.deadlines, relaxed=engine_role
+            )
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
-        with self._single_writer(True), self._transaction("IMMEDIATE") as conn:
+    def _deadline(self, deadline: float | None) -> Iterator[None]:
+        """On a server database: a connection slot and the call's deadline (see store/deadline.py)."""
+        if self.deadlines is None:
+            yield
+            return
+        with self.deadlines.call(deadline):
+            yield
+
+    @contextmanager
+    def write(self, *, deadline: float | None = None) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+
+        `deadline` (time.monotonic() seconds) ends it sooner than HPCPLANE_DB_TIMEOUT on a server
+        database: the engine passes the end of its lease, so a holder that can no longer renew gives up
+        its transaction (and its row locks) before another worker takes the task over."""
+        with self._single_writer(True), self._deadline(deadline), self._transaction("IMMEDIATE") as conn:
             yield conn
 
     @contextmanager
@@ -164,13 +220,13 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (a consistent snapshot)."""
-        with self._transaction("DEFERRED") as conn:
+        with self._deadline(None), self._transaction("DEFERRED") as conn:
             yield conn
 
     @contextmanager
-    def driver(self, *, write: bool = False) -> Iterator[Driver]:
+    def driver(self, *, write: bool = False, deadline: float | None = None) -> Iterator[Driver]:
         """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer."""
-        with self._single_writer(write), self._autocommit() as driver:
+        with self._single_writer(write), self._deadline(deadline), self._autocommit() as driver:
             yield driver
 
     @contextmanager
@@ -247,28 +303,76 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     return engine
 
 
-def _server_engine(url: str, timeout: float, pool_size: int, *, relaxed: bool = False) -> Engine:
+def _server_engine(
+    url: str,
+    timeout: float,
+    pool_size: int,
+    max_overflow: int,
+    limits: SessionLimits,
+    deadlines: Deadlines,
+    *,
+    relaxed: bool = False,
+) -> Engine:
     connect_args: dict[str, Any] = {}
     if make_url(url).get_backend_name() == "postgresql":
-        ms = int(timeout * 1000)
-        connect_args = {
-            "connect_timeout": max(1, int(timeout)),
-            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"
-            + (" -c synchronous_commit=off" if relaxed else ""),
-        }
+        connect_args = _pg_connect_args(timeout, limits, relaxed=relaxed)
     engine = create_engine(
         url,
         connect_args=connect_args,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=max_overflow,
+        # The budget (deadlines) admits no more calls than the pool holds, so this wait is a backstop.
         pool_timeout=timeout,
     )
+
+    # Registered before the idle ping below, so the ping runs under the call's deadline too.
+    @event.listens_for(engine, "checkout")
+    def _attach(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        deadlines.attach(dbapi_connection)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_within_deadline(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        if "connect_timeout" in cparams:
+            cparams["connect_timeout"] = deadlines.connect_timeout()
+
     if not relaxed:
         # The API checks a connection that sat idle before using it (a restarted database costs no
         # failed call); one in use within the last second is not checked, which saves a round trip on
         # almost every checkout under load. The engine's steps retry on a store failure anyway.
         _ping_when_idle(engine, seconds=1.0)
     return engine
+
+
+def _pg_connect_args(timeout: float, limits: SessionLimits, *, relaxed: bool) -> dict[str, Any]:
+    """libpq parameters and session settings that bound a PostgreSQL connection (see SessionLimits)."""
+    args: dict[str, Any] = {
+        "connect_timeout": max(2, int(timeout)),
+        "application_name": limits.application_name,
+        "keepalives": 1,
+        "keepalives_idle": limits.keepalive_idle,
+        "keepalives_interval": limits.keepalive_interval,
+        "keepalives_count": limits.keepalive_count,
+        "tcp_user_timeout": int(limits.tcp_user_timeout * 1000),
+    }
+    if limits.transaction_pooling:
+        # PgBouncer's transaction mode shares server sessions: no startup options (it refuses them) and
+        # no prepared statements (the next transaction may run on a session that never prepared them).
+        args["prepare_threshold"] = None
+        return args
+    ms = int(timeout * 1000)
+    options: dict[str, object] = {
+        "statement_timeout": ms,
+        "lock_timeout": ms,
+        "idle_in_transaction_session_timeout": int(limits.idle_in_transaction * 1000),
+        "tcp_keepalives_idle": limits.keepalive_idle,
+        "tcp_keepalives_interval": limits.keepalive_interval,
+        "tcp_keepalives_count": limits.keepalive_count,
+        "tcp_user_timeout": int(limits.tcp_user_timeout * 1000),
+    }
+    if relaxed:
+        options["synchronous_commit"] = "off"
+    args["options"] = " ".join(f"-c {name}={value}" for name, value in options.items())
+    return args
 
 
 def _ping_when_idle(engine: Engine, seconds: float) -> None:

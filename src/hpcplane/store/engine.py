@@ -148,9 +148,11 @@ def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) ->
     )
 
 
-def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime) -> int:
-    """Extend the leases (seq, token) this owner still holds; returns how many it still holds."""
-    held = 0
+def heartbeat(
+    conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime
+) -> list[tuple[int, int]]:
+    """Extend the leases (seq, token) this owner still holds; returns those it still holds."""
+    held = []
     for seq, token in leases:
         result = conn.execute(
             update(tasks)
@@ -158,7 +160,8 @@ def heartbeat(conn: Connection, leases: list[tuple[int, int]], owner: str, until
             .values(lease_expires_at=until)
             .returning(tasks.c.seq)
         ).first()
-        held += result is not None
+        if result is not None:
+            held.append((seq, token))
     return held
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hpcplane.domain.errors import RedisError
 from hpcplane.store.db import Database
@@ -58,7 +60,15 @@ class RedisNonces:
     """Remembers nonces in Redis with SET NX EX: one round trip, shared by every API process."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # No retries: redis-py retries a timed-out command three times with backoff by default, which
+        # turns HPCPLANE_DB_TIMEOUT into four of them on a frozen path. The client retries the call.
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool:
         try:
