@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,11 +111,18 @@ class Database:
     """An engine plus the two kinds of transaction the services use: read and write."""
 
     def __init__(
-        self, url: str, *, timeout: float = 5.0, pool_size: int = 10, engine_role: bool = False
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        pool_size: int = 10,
+        engine_role: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
         wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
-        and progress together, and they run again; task creation, on the API's pool, stays synchronous."""
+        and progress together, and they run again; task creation, on the API's pool, stays synchronous.
+        `monotonic`: the clock that says how long a pooled connection sat idle (tests move their own)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -124,7 +131,7 @@ class Database:
         self.engine = (
             _sqlite_engine(url, timeout)
             if self.is_sqlite
-            else _server_engine(url, timeout, pool_size, relaxed=engine_role)
+            else _server_engine(url, timeout, pool_size, relaxed=engine_role, monotonic=monotonic)
         )
 
     @contextmanager
@@ -233,7 +240,14 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     return engine
 
 
-def _server_engine(url: str, timeout: float, pool_size: int, *, relaxed: bool = False) -> Engine:
+def _server_engine(
+    url: str,
+    timeout: float,
+    pool_size: int,
+    *,
+    relaxed: bool = False,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Engine:
     connect_args: dict[str, Any] = {}
     if make_url(url).get_backend_name() == "postgresql":
         ms = int(timeout * 1000)
@@ -253,19 +267,19 @@ def _server_engine(url: str, timeout: float, pool_size: int, *, relaxed: bool = 
         # The API checks a connection that sat idle before using it (a restarted database costs no
         # failed call); one in use within the last second is not checked, which saves a round trip on
         # almost every checkout under load. The engine's steps retry on a store failure anyway.
-        _ping_when_idle(engine, seconds=1.0)
+        _ping_when_idle(engine, seconds=1.0, monotonic=monotonic)
     return engine
 
 
-def _ping_when_idle(engine: Engine, seconds: float) -> None:
+def _ping_when_idle(engine: Engine, seconds: float, monotonic: Callable[[], float]) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        record.info["hpcplane_checked_in"] = time.monotonic()
+        record.info["hpcplane_checked_in"] = monotonic()
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("hpcplane_checked_in")
-        if since is None or time.monotonic() - since < seconds:
+        if since is None or monotonic() - since < seconds:
             return  # new, or in use a moment ago
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
