@@ -49,10 +49,18 @@ class Module:
 
 MODULES = (
     Module("hpcplane/api/params.py", ("tests/unit/test_params.py",)),
-    Module("hpcplane/api/signing.py", ("tests/unit/test_signing.py", "tests/unit/test_authn.py")),
+    Module(
+        "hpcplane/api/signing.py",
+        ("tests/unit/test_signing.py", "tests/unit/test_signing_guards.py", "tests/unit/test_authn.py"),
+    ),
     Module("hpcplane/api/authn.py", ("tests/unit/test_authn.py",)),
     Module(
-        "hpcplane/authz/policy.py", ("tests/unit/test_policy.py", "tests/unit/test_authorization_table.py")
+        "hpcplane/authz/policy.py",
+        (
+            "tests/unit/test_policy.py",
+            "tests/unit/test_policy_errors.py",
+            "tests/unit/test_authorization_table.py",
+        ),
     ),
     Module(
         "hpcplane/store/tasks.py",
@@ -121,7 +129,7 @@ def run(module: Module, children: int, keep: Path | None) -> Result:
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         workspace(module, work)
-        env = {**os.environ, "CI": "true"}
+        env = {**os.environ, "CI": "true", "HPCPLANE_HYPOTHESIS_PROFILE": "mutation"}
         log = work / "mutmut.log"
         with log.open("wb") as out:
             command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
