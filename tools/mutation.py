@@ -105,7 +105,7 @@ def equivalents() -> dict[str, str]:
 
 def workspace(module: Module, into: Path) -> None:
     """A copy of src/ and tests/, and a pyproject whose [tool.mutmut] names this module and its tests."""
-    for part in ("src", "tests"):
+    for part in ("src", "tests", "docs"):  # docs: tests compare tables there with the code
         shutil.copytree(ROOT / part, into / part, ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "pyproject.toml").read_text()
     text = text[: text.index("[tool.mutmut]")] if "[tool.mutmut]" in text else text
@@ -113,6 +113,7 @@ def workspace(module: Module, into: Path) -> None:
     text += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src"]\n'
+        'also_copy = ["docs/"]\n'
         f"only_mutate = {json.dumps(['src/' + module.path])}\n"
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS[:4])}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
@@ -141,6 +142,9 @@ def run(module: Module, children: int, keep: Path | None) -> Result:
             tail = log.read_text(errors="replace")[-2000:]
             raise SystemExit(f"mutmut wrote no results for {module.name}:\n{tail}")
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        if codes and all(code is None for code in codes.values()):
+            tail = log.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"mutmut ran no mutant of {module.name} (its tests failed unmutated?):\n{tail}")
         result.statuses = {
             name: STATUS.get(code, "suspicious") if code is not None else "not run"
             for name, code in codes.items()
