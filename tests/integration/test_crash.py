@@ -483,18 +483,17 @@ def test_step_hanging_past_its_lease_fails_the_task_after_max_attempts(
         Role.COMPUTE,
         {"Action": "StopNodes", "ClusterId": cluster_id, **dict(instances)},
     )
-    start = time.monotonic()
+    deadline = time.monotonic() + 60
     services.start_worker()
-    while time.monotonic() - start < 20:
+    while time.monotonic() < deadline:
         with services.db.read() as conn:
             row = conn.execute(select(tasks).where(tasks.c.task_id == accepted.task_id)).one()
         if row.finished_at is not None:
             break
         time.sleep(0.05)
-    elapsed = time.monotonic() - start
-    # Three leases of 1 s expire one after another; the fourth claim finds the attempts used up.
+    # Three leases of 1 s expire one after another (counted in lost_attempts, not timed: the machine may
+    # be loaded); the fourth claim finds the attempts used up.
     assert row.status == TaskStatus.FAILED.value, row
-    assert 2.5 < elapsed < 8.0, elapsed
     assert row.lost_attempts == 3
     assert row.current_step == 1
     assert row.lease_owner is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -186,8 +185,9 @@ def test_idle_connection_killed_by_the_server_costs_no_failed_call(
     pg_databases: PgDatabases, box: SecretBox
 ) -> None:
     """A pooled PostgreSQL connection that sat idle is checked before use: the server ending it (a restart,
-    an idle timeout) costs no failed call on the hot path."""
-    db = Database(pg_databases.create(), timeout=5.0, pool_size=2)
+    an idle timeout) costs no failed call on the hot path. The pool's idle clock is moved, not waited for."""
+    idle_clock = [1000.0]
+    db = Database(pg_databases.create(), timeout=5.0, pool_size=2, monotonic=lambda: idle_clock[0])
     migrate.upgrade(db)
     clock = FakeClock()
     service, directory = AccountService(db, box, clock), StoreKeyDirectory(db, box)
@@ -199,7 +199,7 @@ def test_idle_connection_killed_by_the_server_costs_no_failed_call(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-    time.sleep(1.2)  # longer than the pool's idle threshold
+    idle_clock[0] += 1.5  # longer than the pool's idle threshold
     assert directory.lookup(issued.access_key_id) is not None
     assert SqlNonces(db).remember(issued.access_key_id, "after-restart", clock.now(), 60)
     db.dispose()
@@ -439,10 +439,8 @@ def test_sqlite_lock_is_db_error(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        started = time.monotonic()
         with pytest.raises(DbError), db.write() as conn:
             conn.execute(select(1))
-        assert 0.25 <= time.monotonic() - started < 3
         with db.read() as conn:  # WAL: readers are not blocked by the writer
             assert conn.execute(select(1)).scalar_one() == 1
     finally:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -13,6 +14,10 @@ import redis
 PG_ADMIN_URL = os.environ.get("HPCPLANE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HPCPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# How long a probe keeps trying a service that is there but slow to answer (a loaded machine): a refused
+# connection ends the probe at once on a laptop, while under CI=true the whole window is used.
+PROBE_SECONDS = 60.0 if IN_CI else 20.0
+PROBE_CONNECT_TIMEOUT = 10
 
 
 def unavailable(what: str, error: Exception) -> None:
@@ -25,6 +30,22 @@ def unavailable(what: str, error: Exception) -> None:
     pytest.skip(reason)
 
 
+def probe(connect: Callable[[], object], errors: tuple[type[Exception], ...]) -> Exception | None:
+    """None once `connect` succeeds; otherwise the last error, after retrying for PROBE_SECONDS (or at the
+    first refused connection, off CI)."""
+    deadline = time.monotonic() + PROBE_SECONDS
+    while True:
+        try:
+            connect()
+        except errors as error:
+            refused = "refused" in str(error).lower() or "no such file" in str(error).lower()
+            if time.monotonic() >= deadline or (refused and not IN_CI):
+                return error
+            time.sleep(0.5)
+        else:
+            return None
+
+
 class PgDatabases:
     """Creates uniquely named databases for one test run and drops them at its end."""
 
@@ -34,7 +55,7 @@ class PgDatabases:
         self.created: list[str] = []
 
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=3)
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=PROBE_CONNECT_TIMEOUT)
 
     def create(self) -> str:
         """A new empty database; returns its SQLAlchemy URL."""
@@ -53,22 +74,32 @@ class PgDatabases:
 
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[PgDatabases]:
-    try:
-        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
-    except psycopg.Error as error:
+    error = probe(
+        lambda: psycopg.connect(PG_ADMIN_URL, connect_timeout=PROBE_CONNECT_TIMEOUT).close(), (psycopg.Error,)
+    )
+    if error is not None:
         unavailable("PostgreSQL", error)
     databases = PgDatabases(PG_ADMIN_URL)
     yield databases
     databases.drop_all()
 
 
+def redis_error() -> Exception | None:
+    """None when Redis at REDIS_URL answers a PING (probed as PostgreSQL is); otherwise why not."""
+
+    def ping() -> None:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=PROBE_CONNECT_TIMEOUT)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return probe(ping, (redis.RedisError,))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as error:
+    error = redis_error()
+    if error is not None:
         unavailable("Redis", error)
-    finally:
-        client.close()
     return REDIS_URL

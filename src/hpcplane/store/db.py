@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,6 +159,7 @@ class Database:
         engine_role: bool = False,
         max_overflow: int | None = None,
         limits: SessionLimits | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
         wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
@@ -166,7 +167,8 @@ class Database:
 
         On a server database the process holds at most `pool_size + max_overflow` connections (default
         overflow: twice the pool); a call that finds them all in use waits until its deadline, then
-        answers DbError."""
+        answers DbError. `monotonic`: the clock that says how long a pooled connection sat idle (tests
+        move their own)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -181,7 +183,14 @@ class Database:
         else:
             self.deadlines = Deadlines(self.budget, timeout + DEADLINE_MARGIN)
             self.engine = _server_engine(
-                url, timeout, pool_size, overflow, self.limits, self.deadlines, relaxed=engine_role
+                url,
+                timeout,
+                pool_size,
+                overflow,
+                self.limits,
+                self.deadlines,
+                relaxed=engine_role,
+                monotonic=monotonic,
             )
 
     @contextmanager
@@ -312,6 +321,7 @@ def _server_engine(
     deadlines: Deadlines,
     *,
     relaxed: bool = False,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Engine:
     connect_args: dict[str, Any] = {}
     if make_url(url).get_backend_name() == "postgresql":
@@ -339,7 +349,7 @@ def _server_engine(
         # The API checks a connection that sat idle before using it (a restarted database costs no
         # failed call); one in use within the last second is not checked, which saves a round trip on
         # almost every checkout under load. The engine's steps retry on a store failure anyway.
-        _ping_when_idle(engine, seconds=1.0)
+        _ping_when_idle(engine, seconds=1.0, monotonic=monotonic)
     return engine
 
 
@@ -375,15 +385,15 @@ def _pg_connect_args(timeout: float, limits: SessionLimits, *, relaxed: bool) ->
     return args
 
 
-def _ping_when_idle(engine: Engine, seconds: float) -> None:
+def _ping_when_idle(engine: Engine, seconds: float, monotonic: Callable[[], float]) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        record.info["hpcplane_checked_in"] = time.monotonic()
+        record.info["hpcplane_checked_in"] = monotonic()
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("hpcplane_checked_in")
-        if since is None or time.monotonic() - since < seconds:
+        if since is None or monotonic() - since < seconds:
             return  # new, or in use a moment ago
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
