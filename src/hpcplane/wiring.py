@@ -18,10 +18,12 @@ from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
 from hpcplane.services.audit import AuditSink
+from hpcplane.services.clusters_admin import ClusterAdmin
 from hpcplane.services.clusters_read import ClusterReader
 from hpcplane.services.operations import Operations
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
+from hpcplane.services.templates import TemplateService
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
@@ -47,6 +49,8 @@ class Services:
     ram: RamService
     audit: AuditSink
     engine: Engine
+    cluster_admin: ClusterAdmin
+    templates: TemplateService
     workers: list[Worker] = field(default_factory=list)
 
     def wake(self) -> None:
@@ -185,5 +189,7 @@ def build_services(
         ram=RamService(db, box, clock),
         audit=AuditSink(db),
         engine=engine,
+        cluster_admin=ClusterAdmin(db, clock),
+        templates=TemplateService(db, clock),
     )
     return services

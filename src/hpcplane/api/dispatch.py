@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hpcplane import API_VERSION
 from hpcplane.api.action import Action
-from hpcplane.api.actions import clusters, operations, sts, tasks
+from hpcplane.api.actions import clusters, clusters_admin, operations, sts, tasks, templates
 
 
 def _table(*actions: Action) -> dict[str, Action]:
@@ -17,6 +17,13 @@ ACTIONS: dict[str, Action] = _table(
     clusters.DESCRIBE_CLUSTER,
     clusters.LIST_NODES,
     *operations.OPERATIONS,
+    clusters_admin.MODIFY_CLUSTER_ATTRIBUTES,
+    clusters_admin.RECOVER_CLUSTER,
+    clusters_admin.LIST_CLUSTER_LOGS,
+    templates.CREATE_JOB_TEMPLATE,
+    templates.EDIT_JOB_TEMPLATE,
+    templates.DELETE_JOB_TEMPLATES,
+    templates.LIST_JOB_TEMPLATES,
 )
 STS_ACTIONS: dict[str, Action] = _table(sts.ASSUME_ROLE)
 

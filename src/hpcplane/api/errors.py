@@ -40,6 +40,7 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.InvalidDurationSeconds: 400,
     e.PolicyGrammar: 400,
     e.AssumeRoleDenied: 403,
+    e.TemplateNotFound: 404,
 }
 
 

@@ -292,3 +292,49 @@ audit_log = Table(
     Index(None, "action", "at"),
     Index(None, "principal", "at"),
 )
+
+# --- The actions of issue 10: cluster logs, job templates, users, queues ------------------------
+
+# ListClusterLogs: one line per event of an asynchronous operation, written by the engine's steps.
+cluster_logs = Table(
+    "cluster_logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "cluster_id", "id"),
+)
+
+# Job templates (CreateJobTemplate ... DeleteJobTemplates): an account's, not a cluster's.
+job_templates = Table(
+    "job_templates",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("command_line", String(2048), nullable=False),
+    Column("array_request", String(64), nullable=False, server_default=""),
+    Column("clock_time", String(16), nullable=False, server_default=""),
+    Column("input_file_url", String(1024), nullable=False, server_default=""),
+    Column("mem", String(16), nullable=False, server_default=""),
+    Column("package_path", String(512), nullable=False, server_default=""),
+    Column("queue", String(64), nullable=False, server_default=""),
+    Column("runas_user", String(32), nullable=False, server_default=""),
+    Column("stderr_redirect_path", String(512), nullable=False, server_default=""),
+    Column("stdout_redirect_path", String(512), nullable=False, server_default=""),
+    Column("unzip_cmd", String(16), nullable=False, server_default=""),
+    Column("variables", String(2048), nullable=False, server_default=""),
+    Column("gpu", Integer, nullable=False, server_default="0"),
+    Column("node", Integer, nullable=False, server_default="0"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("task", Integer, nullable=False, server_default="0"),
+    Column("thread", Integer, nullable=False, server_default="0"),
+    Column("re_runable", Boolean, nullable=False, server_default=text("false")),
+    Column("with_unzip_cmd", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "account_id", "created_at"),
+)
