@@ -21,9 +21,11 @@ from hpcplane.services.audit import AuditSink
 from hpcplane.services.clusters_admin import ClusterAdmin
 from hpcplane.services.clusters_read import ClusterReader
 from hpcplane.services.operations import Operations
+from hpcplane.services.queues import QueueService
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
 from hpcplane.services.templates import TemplateService
+from hpcplane.services.users import UserService
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
@@ -51,6 +53,8 @@ class Services:
     engine: Engine
     cluster_admin: ClusterAdmin
     templates: TemplateService
+    users: UserService
+    queues: QueueService
     workers: list[Worker] = field(default_factory=list)
 
     def wake(self) -> None:
@@ -191,5 +195,7 @@ def build_services(
         engine=engine,
         cluster_admin=ClusterAdmin(db, clock),
         templates=TemplateService(db, clock),
+        users=UserService(db, clock),
+        queues=QueueService(db, clock),
     )
     return services

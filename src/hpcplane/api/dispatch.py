@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hpcplane import API_VERSION
 from hpcplane.api.action import Action
-from hpcplane.api.actions import clusters, clusters_admin, operations, sts, tasks, templates
+from hpcplane.api.actions import clusters, clusters_admin, operations, queues, sts, tasks, templates, users
 
 
 def _table(*actions: Action) -> dict[str, Action]:
@@ -24,6 +24,16 @@ ACTIONS: dict[str, Action] = _table(
     templates.EDIT_JOB_TEMPLATE,
     templates.DELETE_JOB_TEMPLATES,
     templates.LIST_JOB_TEMPLATES,
+    users.ADD_USERS,
+    users.DELETE_USERS,
+    users.MODIFY_USER_GROUPS,
+    users.MODIFY_USER_PASSWORDS,
+    users.LIST_USERS,
+    queues.LIST_QUEUES,
+    queues.ADD_QUEUE,
+    queues.UPDATE_QUEUE_CONFIG,
+    queues.DELETE_QUEUE,
+    queues.LIST_NODES_BY_QUEUE,
 )
 STS_ACTIONS: dict[str, Action] = _table(sts.ASSUME_ROLE)
 

@@ -338,3 +338,30 @@ job_templates = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "account_id", "created_at"),
 )
+
+# A cluster's users (AddUsers ... ListUsers): passwords only as a salted scrypt hash.
+cluster_users = Table(
+    "cluster_users",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(30), nullable=False),
+    Column("user_group", String(16), nullable=False),
+    Column("password_hash", String(160), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("cluster_id", "name"),
+)
+
+# A cluster's queues beyond its scheduler's default one (AddQueue, UpdateQueueConfig, DeleteQueue).
+cluster_queues = Table(
+    "cluster_queues",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("compute_instance_type", String(256), nullable=False, server_default=""),
+    Column("deployment_set_id", String(64), nullable=False, server_default=""),
+    Column("network_interface_traffic_mode", String(16), nullable=False, server_default="Standard"),
+    Column("resource_group_id", String(64), nullable=False, server_default=""),
+    Column("use_ess", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("cluster_id", "name"),
+)

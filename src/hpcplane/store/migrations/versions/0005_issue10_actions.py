@@ -1,4 +1,4 @@
-"""The tables of the E-HPC actions automation calls: cluster logs (and, below, templates, users, queues).
+"""The tables of the E-HPC actions automation calls: cluster logs, job templates, users, queues.
 
 Revision ID: 0005
 Revises: 0004
@@ -79,8 +79,31 @@ def upgrade() -> None:
         sa.Column("updated_at", UtcDateTime, nullable=False),
     )
     op.create_index("ix_job_templates_account_id_created_at", "job_templates", ["account_id", "created_at"])
+    op.create_table(
+        "cluster_users",
+        _cluster_fk(),
+        sa.Column("name", sa.String(30), nullable=False),
+        sa.Column("user_group", sa.String(16), nullable=False),
+        sa.Column("password_hash", sa.String(160), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("cluster_id", "name"),
+    )
+    op.create_table(
+        "cluster_queues",
+        _cluster_fk(),
+        sa.Column("name", sa.String(63), nullable=False),
+        _str("compute_instance_type", 256),
+        _str("deployment_set_id", 64),
+        sa.Column("network_interface_traffic_mode", sa.String(16), nullable=False, server_default="Standard"),
+        _str("resource_group_id", 64),
+        _flag("use_ess"),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("cluster_id", "name"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("cluster_queues")
+    op.drop_table("cluster_users")
     op.drop_table("job_templates")
     op.drop_table("cluster_logs")
