@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     sim_faults: str = Field(
         default="", description="e.g. AddNodes.fail_step=3;StopCluster.node_fail_rate=0.5"
     )
+    # Jobs and autoscaling on the simulated cloud (issue 10).
+    sim_job_seconds: float = Field(default=30.0, ge=0, description="how long a simulated job runs")
+    sim_job_fail_rate: float = Field(default=0.0, ge=0, le=1, description="share of jobs that fail")
+    job_tick_seconds: float = Field(default=1.0, gt=0, description="seconds between scheduling rounds")
+    sim_minute_seconds: float = Field(
+        default=60.0, gt=0, description="real seconds in one autoscaler minute (intervals scale with it)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     trusted_proxies: str = Field(

@@ -13,13 +13,16 @@ from hpcplane.authz.ram import RamAuthorizer
 from hpcplane.clock import Clock, SystemClock
 from hpcplane.config import Settings
 from hpcplane.engine.runner import Engine
+from hpcplane.engine.ticker import Ticker
 from hpcplane.engine.worker import Worker
 from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
 from hpcplane.services.audit import AuditSink
+from hpcplane.services.autoscale import AutoscaleService
 from hpcplane.services.clusters_admin import ClusterAdmin
 from hpcplane.services.clusters_read import ClusterReader
+from hpcplane.services.jobs import JobService
 from hpcplane.services.operations import Operations
 from hpcplane.services.queues import QueueService
 from hpcplane.services.ram import RamService
@@ -55,7 +58,10 @@ class Services:
     templates: TemplateService
     users: UserService
     queues: QueueService
+    jobs: JobService
+    autoscale: AutoscaleService
     workers: list[Worker] = field(default_factory=list)
+    tickers: list[Ticker] = field(default_factory=list)
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -77,9 +83,16 @@ class Services:
         )
         worker.start()
         self.workers.append(worker)
+        rounds = [("jobs", self.jobs.advance), ("autoscale", self.autoscale.advance)]
+        ticker = Ticker(self.settings.job_tick_seconds, rounds)
+        ticker.start()
+        self.tickers.append(ticker)
         return worker
 
     def close(self) -> None:
+        for ticker in self.tickers:
+            ticker.stop()
+        self.tickers.clear()
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
@@ -146,6 +159,8 @@ def build_services(
         capacity=settings.sim_capacity,
         seed=settings.sim_seed,
         faults=faults,
+        job_seconds=settings.sim_job_seconds,
+        job_fail_rate=settings.sim_job_fail_rate,
     )
     engine_db = (
         Database(
@@ -197,5 +212,9 @@ def build_services(
         templates=TemplateService(db, clock),
         users=UserService(db, clock),
         queues=QueueService(db, clock),
+        jobs=JobService(db, clock, provider),
+        autoscale=AutoscaleService(
+            db, clock, minute_seconds=settings.sim_minute_seconds, operations=lambda: services.operations
+        ),
     )
     return services

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from hpcplane import API_VERSION
 from hpcplane.api.action import Action
-from hpcplane.api.actions import clusters, clusters_admin, operations, queues, sts, tasks, templates, users
+from hpcplane.api.actions import (
+    autoscale,
+    clusters,
+    clusters_admin,
+    jobs,
+    operations,
+    queues,
+    sts,
+    tasks,
+    templates,
+    users,
+)
 
 
 def _table(*actions: Action) -> dict[str, Action]:
@@ -34,6 +45,16 @@ ACTIONS: dict[str, Action] = _table(
     queues.UPDATE_QUEUE_CONFIG,
     queues.DELETE_QUEUE,
     queues.LIST_NODES_BY_QUEUE,
+    jobs.SUBMIT_JOB,
+    jobs.LIST_JOBS,
+    jobs.DESCRIBE_JOB,
+    jobs.GET_JOB_LOG,
+    jobs.STOP_JOBS,
+    jobs.DELETE_JOBS,
+    jobs.RERUN_JOBS,
+    autoscale.SET_AUTO_SCALE_CONFIG,
+    autoscale.GET_AUTO_SCALE_CONFIG,
+    autoscale.DESCRIBE_AUTO_SCALE_CONFIG,
 )
 STS_ACTIONS: dict[str, Action] = _table(sts.ASSUME_ROLE)
 

@@ -365,3 +365,49 @@ cluster_queues = Table(
     Column("created_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("cluster_id", "name"),
 )
+
+# Jobs (SubmitJob ... RerunJobs): our record of each job; the provider runs them and reports states.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("owner", String(30), nullable=False),
+    Column("queue", String(63), nullable=False),
+    Column("command_line", String(2048), nullable=False),
+    Column("nodes", Integer, nullable=False),
+    Column("cpus", Integer, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("re_runable", Boolean, nullable=False, server_default=text("false")),
+    Column("state", String(16), nullable=False),
+    Column("node_list", String(2048), nullable=False, server_default=""),
+    Column("stdout_path", String(512), nullable=False, server_default=""),
+    Column("stderr_path", String(512), nullable=False, server_default=""),
+    Column("package_path", String(512), nullable=False, server_default=""),
+    Column("variables", String(2048), nullable=False, server_default=""),
+    Column("array_request", String(64), nullable=False, server_default=""),
+    Column("comment", String(256), nullable=False, server_default=""),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("ends_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("cluster_id", "id"),
+    Index(None, "cluster_id", "seq"),
+    Index(None, "state"),
+)
+
+# SetAutoScaleConfig per cluster, and what the autoscaler remembers between its rounds.
+autoscale_configs = Table(
+    "autoscale_configs",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="{}"),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -42,7 +42,7 @@ INT_FIELDS: dict[str, tuple[str, int, int]] = {
     "Thread": ("thread", 1, 1000),
 }
 BOOL_FIELDS: dict[str, str] = {"ReRunable": "re_runable", "WithUnzipCmd": "with_unzip_cmd"}
-_FORMATS: dict[str, re.Pattern[str]] = {
+FORMATS: dict[str, re.Pattern[str]] = {
     "Name": re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,63}$"),
     "ArrayRequest": re.compile(r"^\d+-\d+(:\d+)?$"),
     "ClockTime": re.compile(r"^\d+(:\d{1,2}){0,2}$"),
@@ -56,7 +56,7 @@ def read_fields(p: Params) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for wire, (column, width) in TEXT_FIELDS.items():
         value = p.text(wire, required=wire in ("Name", "CommandLine"), max_length=width)
-        pattern = _FORMATS.get(wire)
+        pattern = FORMATS.get(wire)
         if value is not None and pattern is not None and not pattern.match(value):
             raise InvalidParams(wire, "is not in the documented format")
         values[column] = value or ""
