@@ -45,6 +45,14 @@ NOTES: dict[str, str] = {
     "ListQueues": "the scheduler's default queue, and added ones",
     "AddUsers": "passwords kept as salted scrypt hashes only",
     "ModifyUserPasswords": "passwords kept as salted scrypt hashes only",
+    **dict.fromkeys(
+        ("ListRegions", "ListImages", "ListPreferredEcsTypes", "ListCurrentClientVersion", "ListSoftwares"),
+        "a fixed catalog of the simulated cloud",
+    ),
+    **dict.fromkeys(
+        ("InstallSoftware", "UninstallSoftware", "ListInstalledSoftware"),
+        "applications kept with the cluster; nothing is installed",
+    ),
 }
 
 

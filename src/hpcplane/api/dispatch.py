@@ -6,6 +6,7 @@ from hpcplane import API_VERSION
 from hpcplane.api.action import Action
 from hpcplane.api.actions import (
     autoscale,
+    catalog,
     clusters,
     clusters_admin,
     jobs,
@@ -55,6 +56,14 @@ ACTIONS: dict[str, Action] = _table(
     autoscale.SET_AUTO_SCALE_CONFIG,
     autoscale.GET_AUTO_SCALE_CONFIG,
     autoscale.DESCRIBE_AUTO_SCALE_CONFIG,
+    catalog.LIST_REGIONS,
+    catalog.LIST_IMAGES,
+    catalog.LIST_PREFERRED_ECS_TYPES,
+    catalog.LIST_CURRENT_CLIENT_VERSION,
+    catalog.LIST_SOFTWARES,
+    catalog.LIST_INSTALLED_SOFTWARE,
+    catalog.INSTALL_SOFTWARE,
+    catalog.UNINSTALL_SOFTWARE,
 )
 STS_ACTIONS: dict[str, Action] = _table(sts.ASSUME_ROLE)
 

@@ -85,3 +85,30 @@ class ClusterAdmin:
                 conn, cluster_id, offset=(page_number - 1) * page_size, limit=page_size
             )
         return LogPage(lines, total)
+
+    def software(
+        self,
+        who: Principal,
+        cluster_id: str,
+        *,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+    ) -> list[str]:
+        """A cluster's installed applications (its `extra` "InstalledSoftware"), changed when asked to."""
+        if not add and not remove:
+            with self._db.read() as conn:
+                enabled(conn, who)
+                cluster = views.get_cluster(conn, account_id=who.account.id, cluster_id=cluster_id)
+                if cluster is None:
+                    raise ClusterNotFound()
+                return list(cluster.extra.get("InstalledSoftware", []))
+        with self._db.write() as conn:
+            cluster_row = owned_cluster(conn, who, cluster_id)
+            extra = json.loads(cluster_row["extra"] or "{}")
+            tags = [t for t in extra.get("InstalledSoftware", []) if t not in (remove or [])]
+            tags += [t for t in add or [] if t not in tags]
+            extra["InstalledSoftware"] = tags
+            cluster_store.update_cluster(
+                conn, cluster_id, extra=json.dumps(extra, sort_keys=True), updated_at=self._clock.now()
+            )
+            return tags
