@@ -33,7 +33,16 @@ NOTES: dict[str, str] = {
         "a task on the engine; instances are rows of the simulated cloud",
     ),
     **dict.fromkeys(
-        ("SubmitJob", "StopJobs", "DeleteJobs", "RerunJobs", "ListJobs", "DescribeJob", "GetJobLog"),
+        (
+            "SubmitJob",
+            "StopJobs",
+            "DeleteJobs",
+            "RerunJobs",
+            "ListJobs",
+            "ListJobsWithFilters",
+            "DescribeJob",
+            "GetJobLog",
+        ),
         "jobs run on the simulated scheduler (through the provider); logs say they are simulated",
     ),
     **dict.fromkeys(

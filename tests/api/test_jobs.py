@@ -1,7 +1,9 @@
 """Jobs on the simulated cloud through both official SDKs: the QUEUED -> RUNNING -> FINISHED lifecycle
 on real nodes, CPU and node bounds, steering (stop, rerun, delete), a stopped cluster, faults, refusals.
 
-Simulated jobs run 1.5 s; the scheduler's round is every 50 ms.
+Simulated jobs run 1.5 s unless their ClockTime says otherwise; a job that must be seen in a state is
+given a ClockTime far longer than a poll (and is stopped, or left running, rather than waited for);
+the scheduler's round is every 50 ms.
 """
 
 from __future__ import annotations
@@ -48,9 +50,8 @@ def cluster_with_user(server: LiveServer, computes: int = 1) -> tuple[dict[str, 
 def submit(
     server: LiveServer, key: dict[str, str], cluster_id: str, kind: str = "tea-v3", **params: object
 ) -> str:
-    body = server.call(
-        kind, key, "SubmitJob", ClusterId=cluster_id, RunasUser="alice.hpc", CommandLine="./run.sh", **params
-    )
+    fields: dict[str, object] = {"RunasUser": "alice.hpc", "CommandLine": "./run.sh", **params}
+    body = server.call(kind, key, "SubmitJob", ClusterId=cluster_id, **fields)
     assert set(body) == {"RequestId", "JobId"}
     return str(body["JobId"])
 
@@ -84,8 +85,8 @@ def test_job_is_queued_runs_on_a_real_node_and_finishes(server: LiveServer, kind
     """Done-when: with the only node taken, a job is QUEUED, then RUNNING on a node of the cluster, then
     FINISHED; it has a log that says it was simulated; DescribeJob gives its JobInfo."""
     key, cluster_id = cluster_with_user(server)
-    first = submit(server, key, cluster_id, kind, Name="first")
-    second = submit(server, key, cluster_id, kind, Name="second", Priority=0)
+    first = submit(server, key, cluster_id, kind, Name="first", ClockTime="00:00:05")
+    second = submit(server, key, cluster_id, kind, Name="second", Priority=0, ClockTime="5")
     assert second != first
     seen = states_until(server, key, cluster_id, second, "FINISHED", kind)
     assert [s["State"] for s in seen] == ["QUEUED", "RUNNING", "FINISHED"]
@@ -127,19 +128,19 @@ def test_stop_rerun_delete(server: LiveServer) -> None:
     """StopJobs ends a running job STOPPED; RerunJobs puts a re-runnable job back in its queue and refuses
     one that is not; DeleteJobs removes jobs from ListJobs; unknown ids are InvalidParams naming Jobs."""
     key, cluster_id = cluster_with_user(server)
-    rerunnable = submit(server, key, cluster_id, ReRunable=True)
-    plain = submit(server, key, cluster_id)
+    rerunnable = submit(server, key, cluster_id, ReRunable=True, ClockTime="10:00")
+    plain = submit(server, key, cluster_id, ClockTime="10:00")
     states_until(server, key, cluster_id, rerunnable, "RUNNING")
     server.call("legacy", key, "StopJobs", ClusterId=cluster_id, Jobs=json.dumps([{"Id": rerunnable}]))
     assert job(server, key, cluster_id, rerunnable)["State"] == "STOPPED"
     states_until(server, key, cluster_id, plain, "RUNNING")
     server.call("tea-v3", key, "RerunJobs", ClusterId=cluster_id, Jobs=json.dumps([{"Id": rerunnable}]))
-    assert job(server, key, cluster_id, rerunnable)["State"] == "QUEUED"
+    requeued = job(server, key, cluster_id, rerunnable)
+    assert (requeued["State"], requeued["NodeList"]) == ("QUEUED", "")  # the only node runs `plain`
     error = refused(
         server, "tea-v3", key, "RerunJobs", ClusterId=cluster_id, Jobs=json.dumps([{"Id": plain}])
     )
     assert (error.code, error.message) == ("InvalidParams", "The specified parameter Jobs is invalid.")
-    states_until(server, key, cluster_id, rerunnable, "FINISHED")
     server.call(
         "tea-v3",
         key,
@@ -156,7 +157,7 @@ def test_a_stopped_cluster_runs_no_jobs(server: LiveServer) -> None:
     """StopCluster takes the nodes away: a running re-runnable job goes back to QUEUED, and no job can be
     submitted until the cluster runs again."""
     key, cluster_id = cluster_with_user(server)
-    job_id = submit(server, key, cluster_id, ReRunable=True)
+    job_id = submit(server, key, cluster_id, ReRunable=True, ClockTime="10:00")
     states_until(server, key, cluster_id, job_id, "RUNNING")
     stopped = server.call("tea-v3", key, "StopCluster", ClusterId=cluster_id)
     wait_task(server, key, cluster_id, str(stopped["TaskId"]))
@@ -168,7 +169,7 @@ def test_a_stopped_cluster_runs_no_jobs(server: LiveServer) -> None:
     assert (error.status, error.code) == (403, "InvalidClusterStatus")
     started = server.call("tea-v3", key, "StartCluster", ClusterId=cluster_id)
     wait_task(server, key, cluster_id, str(started["TaskId"]))
-    assert states_until(server, key, cluster_id, job_id, "FINISHED")[-1]["NodeList"] == "compute0"
+    assert states_until(server, key, cluster_id, job_id, "RUNNING")[-1]["NodeList"] == "compute0"
 
 
 def test_submit_refusals_and_tenancy(server: LiveServer) -> None:
@@ -221,3 +222,37 @@ def test_injected_fault_fails_the_job(failing: LiveServer) -> None:
     assert seen[-1]["Comment"] == "simulated failure (injected)"
     log = failing.call("tea-v3", key, "GetJobLog", ClusterId=cluster_id, JobId=job_id)
     assert "injected" in str(log["ErrorLog"])
+
+
+def test_list_jobs_with_filters(server: LiveServer) -> None:
+    """ListJobsWithFilters: by name (fuzzy), user, queue, node, status and submit time; ordered; paged."""
+    key, cluster_id = cluster_with_user(server)
+    server.call(
+        "tea-v3", key, "AddUsers", ClusterId=cluster_id, User=[{"Name": "bobby.hpc", "Password": SECRET}]
+    )
+    a = submit(server, key, cluster_id, Name="alpha-run", ClockTime="10:00")
+    b = submit(server, key, cluster_id, Name="beta-run", RunasUser="bobby.hpc", ClockTime="10:00")
+    states_until(server, key, cluster_id, a, "RUNNING")
+
+    def ids(**params: object) -> list[str]:
+        body: Any = server.call("tea-v3", key, "ListJobsWithFilters", ClusterId=cluster_id, **params)
+        assert body["Success"] is True
+        assert body["TotalCount"] == len(body["Jobs"]) or params.get("PageSize") == 1
+        return [j["Id"] for j in body["Jobs"]]
+
+    assert ids() == [b, a]
+    assert ids(SubmitOrder="asc") == [a, b]
+    assert ids(JobName="ALPHA") == [a]
+    assert ids(Users=["bobby.hpc"]) == [b]
+    assert ids(Queues=["workq"]) == [b, a]
+    assert ids(Queues=["other"]) == []
+    assert ids(Nodes=["compute0"]) == [a]
+    assert ids(JobStatus="notfinish") == [b, a]
+    assert ids(JobStatus="finished") == []
+    assert ids(CreateTimeEnd="1000000000") == []
+    assert ids(PageSize=1, PageNumber=2) == [a]
+    legacy: Any = server.call("legacy", key, "ListJobsWithFilters", ClusterId=cluster_id, JobName="beta")
+    assert [j["Id"] for j in legacy["Jobs"]] == [b]
+    assert legacy["Jobs"][0]["Queue"] == "workq"
+    error = refused(server, "tea-v3", key, "ListJobsWithFilters", ClusterId=cluster_id, SubmitOrder="up")
+    assert error.message == "The specified parameter SubmitOrder is invalid."

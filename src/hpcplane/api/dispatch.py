@@ -48,6 +48,7 @@ ACTIONS: dict[str, Action] = _table(
     queues.LIST_NODES_BY_QUEUE,
     jobs.SUBMIT_JOB,
     jobs.LIST_JOBS,
+    jobs.LIST_JOBS_WITH_FILTERS,
     jobs.DESCRIBE_JOB,
     jobs.GET_JOB_LOG,
     jobs.STOP_JOBS,

@@ -25,6 +25,7 @@ class JobRecord:
     started_at: datetime | None = None
     ends_at: datetime | None = None
     finished_at: datetime | None = None
+    seconds: float | None = None  # how long the job may run (its ClockTime), when it said
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""The simulated cloud's scheduler: jobs wait for enough free running nodes of their queue, run for a
-set simulated duration, then finish (or fail, at an injected rate decided by the seed)."""
+"""The simulated cloud's scheduler: jobs wait for enough free running nodes of their queue, run for their
+ClockTime (or the configured simulated duration), then finish (or fail, at an injected rate decided by
+the seed)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def observe(
             continue
         chosen = tuple(free[: job.nodes])
         busy.update(chosen)
-        updates.append(JobUpdate(job.job_id, RUNNING, chosen, now, now + timedelta(seconds=seconds)))
+        duration = job.seconds if job.seconds is not None else seconds
+        updates.append(JobUpdate(job.job_id, RUNNING, chosen, now, now + timedelta(seconds=duration)))
     return updates
 
 

@@ -48,6 +48,7 @@ class JobSpec:
     package_path: str
     variables: str
     array_request: str
+    clock_time: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class JobService:
                 "package_path": spec.package_path,
                 "variables": spec.variables,
                 "array_request": spec.array_request,
+                "clock_time": spec.clock_time,
                 "submitted_at": now,
                 "updated_at": now,
             }

@@ -95,4 +95,15 @@ def record(row: Mapping[str, Any]) -> JobRecord:
         started_at=row["started_at"],
         ends_at=row["ends_at"],
         finished_at=row["finished_at"],
+        seconds=clock_seconds(str(row["clock_time"])),
     )
+
+
+def clock_seconds(text: str) -> float | None:
+    """ClockTime ([[hh:]mm:]ss) in seconds; None when not given."""
+    if not text:
+        return None
+    total = 0
+    for part in text.split(":"):
+        total = total * 60 + int(part)
+    return float(total)

@@ -389,6 +389,7 @@ jobs = Table(
     Column("package_path", String(512), nullable=False, server_default=""),
     Column("variables", String(2048), nullable=False, server_default=""),
     Column("array_request", String(64), nullable=False, server_default=""),
+    Column("clock_time", String(16), nullable=False, server_default=""),
     Column("comment", String(256), nullable=False, server_default=""),
     Column("submitted_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime, nullable=True),

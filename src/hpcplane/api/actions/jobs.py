@@ -1,12 +1,13 @@
-"""SubmitJob, ListJobs, DescribeJob, GetJobLog, StopJobs, DeleteJobs and RerunJobs.
+"""SubmitJob, ListJobs, ListJobsWithFilters, DescribeJob, GetJobLog, StopJobs, DeleteJobs and RerunJobs.
 
 `RunasUserPassword` is accepted and dropped (never stored); `Async` is accepted, the call acts at once.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hpcplane.api.action import Action, Call
@@ -35,8 +36,8 @@ def _formatted(p: Params, name: str, width: int) -> str:
 
 def read_submit(p: Params) -> JobSpec:
     command = p.required_str("CommandLine", max_length=2048)
-    name = p.text("Name", max_length=64) or command.split()[0][:64]
-    for formatted, width in (("ClockTime", 16), ("Mem", 16), ("UnzipCmd", 16)):
+    name = p.text("Name", max_length=64) or (command.split() or ["job"])[0][:64]
+    for formatted, width in (("Mem", 16), ("UnzipCmd", 16)):
         _formatted(p, formatted, width)
     p.int("Gpu", default=0, minimum=1, maximum=8)
     task = p.int("Task", default=1, minimum=1, maximum=1000)
@@ -56,6 +57,7 @@ def read_submit(p: Params) -> JobSpec:
         package_path=p.text("PackagePath", max_length=512) or "",
         variables=p.text("Variables", max_length=2048) or "",
         array_request=_formatted(p, "ArrayRequest", 64),
+        clock_time=_formatted(p, "ClockTime", 16),
     )
 
 
@@ -212,3 +214,117 @@ GET_JOB_LOG = Action("GetJobLog", _on_cluster("GetJobLog"), read_log, get_log)
 STOP_JOBS = Action("StopJobs", _on_cluster("StopJobs"), read_jobs, stop)
 DELETE_JOBS = Action("DeleteJobs", _on_cluster("DeleteJobs"), read_jobs, delete)
 RERUN_JOBS = Action("RerunJobs", _on_cluster("RerunJobs"), read_jobs, rerun)
+
+
+# --- ListJobsWithFilters -------------------------------------------------------------------------
+
+_ORDERS = ("asc", "desc")
+_LIST_ITEM = re.compile(r"^(Users|Queues|Nodes)\.(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    cluster_id: str
+    status: str
+    name: str | None
+    users: frozenset[str]
+    queues: frozenset[str]
+    nodes: frozenset[str]
+    start: datetime | None
+    end: datetime | None
+    order: tuple[str, bool]  # (column, descending)
+    page_number: int
+    page_size: int
+
+
+def _epoch(p: Params, name: str) -> datetime | None:
+    text = p.text(name, max_length=16)
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise InvalidParams(name, "is not a UNIX timestamp in seconds")
+    return datetime.fromtimestamp(int(text), tz=UTC)
+
+
+def read_filters(p: Params) -> JobFilters:
+    number, size = page(p, maximum=50)
+    lists: dict[str, set[str]] = {"Users": set(), "Queues": set(), "Nodes": set()}
+    for key, value in p.raw().items():
+        match = _LIST_ITEM.match(key)
+        if match is None:
+            continue
+        if not 1 <= int(match.group(2)) <= 100 or not value or len(value) > 128:
+            raise InvalidParams(key, "N must be 1 to 100 and the value 1 to 128 characters")
+        lists[match.group(1)].add(value)
+    order = ("seq", True)
+    for name, column in (
+        ("SubmitOrder", "submitted_at"),
+        ("ExecuteOrder", "started_at"),
+        ("PendOrder", "submitted_at"),
+    ):
+        chosen = choice(p, name, _ORDERS)
+        if chosen is not None:
+            order = (column, chosen == "desc")
+    p.text("RegionId", max_length=32)
+    return JobFilters(
+        cluster_id=_cluster(p),
+        status=choice(p, "JobStatus", _STATES) or "all",
+        name=p.text("JobName", max_length=64),
+        users=frozenset(lists["Users"]),
+        queues=frozenset(lists["Queues"]),
+        nodes=frozenset(lists["Nodes"]),
+        start=_epoch(p, "CreateTimeStart"),
+        end=_epoch(p, "CreateTimeEnd"),
+        order=order,
+        page_number=number,
+        page_size=size,
+    )
+
+
+def _matches(job: dict[str, Any], f: JobFilters) -> bool:
+    hosts = {h for h in str(job["node_list"]).split(",") if h}
+    return (
+        (f.name is None or f.name.lower() in str(job["name"]).lower())
+        and (not f.users or job["owner"] in f.users)
+        and (not f.queues or job["queue"] in f.queues)
+        and (not f.nodes or bool(hosts & f.nodes))
+        and (f.start is None or job["submitted_at"] >= f.start)
+        and (f.end is None or job["submitted_at"] <= f.end)
+    )
+
+
+def list_with_filters(call: Call, f: JobFilters) -> dict[str, object]:
+    every = call.services.jobs.list_jobs(
+        call.principal,
+        f.cluster_id,
+        state=f.status,
+        owner=None,
+        rerunable=None,
+        page_number=1,
+        page_size=10_000,
+    ).jobs
+    column, descending = f.order
+    found = [job for job in every if _matches(job, f)]
+    found.sort(key=lambda job: (job[column] is not None, job[column] or 0, job["seq"]), reverse=descending)
+    start = (f.page_number - 1) * f.page_size
+    return {
+        "RequestId": call.request_id,
+        "Success": True,
+        "PageNumber": f.page_number,
+        "PageSize": f.page_size,
+        "TotalCount": len(found),
+        "Jobs": [
+            {
+                **render(job),
+                "Queue": job["queue"],
+                "Rerunable": bool(job["re_runable"]),
+                "VariableList": job["variables"],
+            }
+            for job in found[start : start + f.page_size]
+        ],
+    }
+
+
+LIST_JOBS_WITH_FILTERS = Action(
+    "ListJobsWithFilters", _on_cluster("ListJobsWithFilters"), read_filters, list_with_filters
+)

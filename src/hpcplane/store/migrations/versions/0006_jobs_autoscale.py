@@ -53,6 +53,7 @@ def upgrade() -> None:
         _str("package_path", 512),
         _str("variables", 2048),
         _str("array_request", 64),
+        _str("clock_time", 16),
         _str("comment", 256),
         sa.Column("submitted_at", UtcDateTime, nullable=False),
         sa.Column("started_at", UtcDateTime, nullable=True),
