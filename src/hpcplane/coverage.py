@@ -49,6 +49,7 @@ NOTES: dict[str, str] = {
         ("SetAutoScaleConfig", "GetAutoScaleConfig", "DescribeAutoScaleConfig"),
         "the autoscaler starts AddNodes/DeleteNodes tasks",
     ),
+    "CreateJobFile": "handed to the provider; the simulated cloud logs the call, writes nothing",
     "ListClusterLogs": "lines written by the engine as steps act",
     "ListNodesByQueue": "a node's queue is AddNodes' JobQueue",
     "ListQueues": "the scheduler's default queue, and added ones",

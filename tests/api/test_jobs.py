@@ -8,12 +8,15 @@ the scheduler's round is every 50 ms.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from hpcplane.store.tables import sim_calls
 from tests.support.families import (
     BACKENDS,
     KINDS,
@@ -256,3 +259,39 @@ def test_list_jobs_with_filters(server: LiveServer) -> None:
     assert legacy["Jobs"][0]["Queue"] == "workq"
     error = refused(server, "tea-v3", key, "ListJobsWithFilters", ClusterId=cluster_id, SubmitOrder="up")
     assert error.message == "The specified parameter SubmitOrder is invalid."
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_create_job_file(server: LiveServer, kind: str) -> None:
+    """CreateJobFile hands Base64 content to the provider as a cluster user; bad Base64, a path with '..'
+    and a user not of the cluster are InvalidParams naming the parameter."""
+    key, cluster_id = cluster_with_user(server)
+    content = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()
+    body = server.call(
+        kind,
+        key,
+        "CreateJobFile",
+        ClusterId=cluster_id,
+        RunasUser="alice.hpc",
+        TargetFile="run.sh",
+        Content=content,
+    )
+    assert set(body) == {"RequestId"}
+    with server.services.db.read() as conn:
+        tokens = [
+            row.token for row in conn.execute(select(sim_calls).where(sim_calls.c.action == "CreateJobFile"))
+        ]
+    assert f"{cluster_id}:alice.hpc:file:18:run.sh" in tokens
+    for params, name in (
+        ({"Content": "not base64!"}, "Content"),
+        ({"TargetFile": "../etc/passwd"}, "TargetFile"),
+        ({"RunasUser": "mallory.x"}, "RunasUser"),
+    ):
+        fields: dict[str, object] = {
+            "RunasUser": "alice.hpc",
+            "TargetFile": "a.sh",
+            "Content": content,
+            **params,
+        }
+        error = refused(server, kind, key, "CreateJobFile", ClusterId=cluster_id, **fields)
+        assert error.message == f"The specified parameter {name} is invalid."

@@ -46,6 +46,7 @@ ACTIONS: dict[str, Action] = _table(
     queues.UPDATE_QUEUE_CONFIG,
     queues.DELETE_QUEUE,
     queues.LIST_NODES_BY_QUEUE,
+    jobs.CREATE_JOB_FILE,
     jobs.SUBMIT_JOB,
     jobs.LIST_JOBS,
     jobs.LIST_JOBS_WITH_FILTERS,

@@ -49,3 +49,9 @@ class Provider(Protocol):
     def job_log(self, job: JobRecord) -> tuple[str, str]:
         """(stdout, stderr) of a job."""
         ...
+
+    def write_job_file(
+        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
+    ) -> None:
+        """Write a job file on the cluster as `owner` (CreateJobFile)."""
+        ...

@@ -90,3 +90,9 @@ class SimulatedCloud:
 
     def job_log(self, job: JobRecord) -> tuple[str, str]:
         return simulated_jobs.log(job)
+
+    def write_job_file(
+        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
+    ) -> None:
+        """Nothing is written anywhere: the call (not the content) is logged."""
+        self.call(conn, f"{cluster_id}:{owner}:file:{len(content)}:{path}"[:128], "CreateJobFile", [])

@@ -152,6 +152,14 @@ class JobService:
             raise InvalidParams("JobId", "is not a job of the cluster")
         return found[job_id]
 
+    def create_file(self, who: Principal, cluster_id: str, owner: str, path: str, content: bytes) -> None:
+        """CreateJobFile: the file is written through the provider, as the cluster user `owner`."""
+        with self._db.write() as conn:
+            cluster = running_cluster(conn, who, cluster_id)
+            if owner not in user_store.user_names(conn, cluster["id"]):
+                raise InvalidParams("RunasUser", "is not a user of the cluster")
+            self._provider.write_job_file(conn, cluster["id"], owner, path, content)
+
     def log(self, who: Principal, cluster_id: str, job_id: str) -> tuple[str, str]:
         return self._provider.job_log(store.record(self.get(who, cluster_id, job_id)))
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +61,35 @@ def read_submit(p: Params) -> JobSpec:
         array_request=_formatted(p, "ArrayRequest", 64),
         clock_time=_formatted(p, "ClockTime", 16),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    cluster_id: str
+    owner: str
+    path: str
+    content: bytes
+
+
+def read_job_file(p: Params) -> JobFile:
+    """Content is Base64 (at most 64 KiB as sent); TargetFile a path without `..` or NUL."""
+    encoded = p.required_str("Content", max_length=64 * 1024)
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParams("Content", "is not Base64") from None
+    path = p.required_str("TargetFile", max_length=512)
+    if "\0" in path or ".." in path.split("/"):
+        raise InvalidParams("TargetFile", "must not contain '..' or NUL")
+    p.text("RunasUserPassword", max_length=64)
+    return JobFile(_cluster(p), p.required_str("RunasUser", max_length=30), path, content)
+
+
+def create_job_file(call: Call, job_file: JobFile) -> dict[str, object]:
+    call.services.jobs.create_file(
+        call.principal, job_file.cluster_id, job_file.owner, job_file.path, job_file.content
+    )
+    return {"RequestId": call.request_id}
 
 
 def submit(call: Call, spec: JobSpec) -> dict[str, object]:
@@ -207,6 +238,7 @@ def _on_cluster(name: str) -> Permission:
     return Permission(f"ehpc:{name}", CLUSTER_ARN)
 
 
+CREATE_JOB_FILE = Action("CreateJobFile", _on_cluster("CreateJobFile"), read_job_file, create_job_file)
 SUBMIT_JOB = Action("SubmitJob", _on_cluster("SubmitJob"), read_submit, submit)
 LIST_JOBS = Action("ListJobs", _on_cluster("ListJobs"), read_list, list_jobs)
 DESCRIBE_JOB = Action("DescribeJob", _on_cluster("DescribeJob"), read_ref, describe)
