@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     local_network: str = Field(
         default="10.247.0.0/16", description="private range split into one /24 per local cluster"
     )
+    # Jobs and autoscaling on the simulated cloud (issue 10).
+    sim_job_seconds: float = Field(default=30.0, ge=0, description="how long a simulated job runs")
+    sim_job_fail_rate: float = Field(default=0.0, ge=0, le=1, description="share of jobs that fail")
+    job_tick_seconds: float = Field(default=1.0, gt=0, description="seconds between scheduling rounds")
+    sim_minute_seconds: float = Field(
+        default=60.0, gt=0, description="real seconds in one autoscaler minute (intervals scale with it)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     trusted_proxies: str = Field(

@@ -14,16 +14,23 @@ from hpcplane.authz.ram import RamAuthorizer
 from hpcplane.clock import Clock, SystemClock
 from hpcplane.config import Settings
 from hpcplane.engine.runner import Engine
+from hpcplane.engine.ticker import Ticker
 from hpcplane.engine.worker import Worker
 from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
 from hpcplane.services.audit import AuditSink
+from hpcplane.services.autoscale import AutoscaleService
+from hpcplane.services.clusters_admin import ClusterAdmin
 from hpcplane.services.clusters_read import ClusterReader
 from hpcplane.services.control import Control, Defaults
+from hpcplane.services.jobs import JobService
 from hpcplane.services.operations import Operations
+from hpcplane.services.queues import QueueService
 from hpcplane.services.ram import RamService
 from hpcplane.services.tasks import TaskReader
+from hpcplane.services.templates import TemplateService
+from hpcplane.services.users import UserService
 from hpcplane.services.webhooks import Deliverer
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
@@ -51,10 +58,17 @@ class Services:
     ram: RamService
     audit: AuditSink
     engine: Engine
+    cluster_admin: ClusterAdmin
+    templates: TemplateService
+    users: UserService
+    queues: QueueService
+    jobs: JobService
+    autoscale: AutoscaleService
     workers: list[Worker] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=Unlimited)
     deliverers: list[Deliverer] = field(default_factory=list)
     control: Control | None = None  # the emulator control API, when enabled
+    tickers: list[Ticker] = field(default_factory=list)
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -89,9 +103,16 @@ class Services:
         )
         deliverer.start()  # webhooks go out from the worker processes (docs/webhooks.md)
         self.deliverers.append(deliverer)
+        rounds = [("jobs", self.jobs.advance), ("autoscale", self.autoscale.advance)]
+        ticker = Ticker(self.settings.job_tick_seconds, rounds)
+        ticker.start()
+        self.tickers.append(ticker)
         return worker
 
     def close(self) -> None:
+        for ticker in self.tickers:
+            ticker.stop()
+        self.tickers.clear()
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
@@ -195,6 +216,8 @@ def build_services(
         capacity=settings.sim_capacity,
         seed=settings.sim_seed,
         faults=faults,
+        job_seconds=settings.sim_job_seconds,
+        job_fail_rate=settings.sim_job_fail_rate,
     )
     engine_db = (
         Database(
@@ -246,6 +269,14 @@ def build_services(
         audit=AuditSink(db),
         engine=engine,
         limiter=build_limiter(settings),
+        cluster_admin=ClusterAdmin(db, clock),
+        templates=TemplateService(db, clock),
+        users=UserService(db, clock),
+        queues=QueueService(db, clock),
+        jobs=JobService(db, clock, provider),
+        autoscale=AutoscaleService(
+            db, clock, minute_seconds=settings.sim_minute_seconds, operations=lambda: services.operations
+        ),
     )
     if settings.control_enabled:
         services.control = Control(

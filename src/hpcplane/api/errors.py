@@ -54,6 +54,7 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.InvalidAccessKeyPair: 401,
     e.SessionRequired: 401,
     e.InvalidCsrfToken: 403,
+    e.TemplateNotFound: 404,
 }
 
 

@@ -190,6 +190,14 @@ class IdempotentParameterMismatch(HpcplaneError):
     template = "The specified parameter has changed while using an already used clientToken."
 
 
+# --- The actions of issue 10: templates, users, queues, jobs ------------------------------------
+
+
+class TemplateNotFound(HpcplaneError):
+    code = "JobTemplateNotFound"
+    template = "The specified job template does not exist."
+
+
 # --- STS -----------------------------------------------------------------------------------------
 
 

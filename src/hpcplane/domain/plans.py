@@ -95,6 +95,16 @@ PLANS: dict[TaskType, list[str]] = {
     TaskType.DELETE_COMPUTES: _expand(
         ("check-nodes", 1), ("drain-nodes", 2), ("release-nodes", 1), ("wait-release", 3), ("finish", 1)
     ),
+    TaskType.RECOVER_CLUSTER: _expand(
+        ("check-cluster", 1),
+        ("begin-recover", 1),
+        ("reinstall-nodes", 1),
+        ("install-agent", 2),
+        ("configure-accounts", 1),
+        ("install-scheduler", 2),
+        ("health-check", 1),
+        ("finish", 1),
+    ),
 }
 
 

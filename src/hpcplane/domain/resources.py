@@ -58,6 +58,7 @@ CLUSTER_ALLOWS: dict[TaskType, frozenset[ClusterStatus]] = {
     TaskType.DELETE_COMPUTES: frozenset(
         {ClusterStatus.RUNNING, ClusterStatus.EXCEPTION, ClusterStatus.STOPPED}
     ),
+    TaskType.RECOVER_CLUSTER: frozenset({ClusterStatus.EXCEPTION}),
 }
 
 # Which node statuses each node operation starts from; anything else is InvalidNodeStatus.
@@ -87,6 +88,7 @@ NODE_TARGET: dict[TaskType, NodeStatus | None] = {
     TaskType.STOP_COMPUTES: NodeStatus.STOPPED,
     TaskType.DELETE_CLUSTER: None,
     TaskType.DELETE_COMPUTES: None,
+    TaskType.RECOVER_CLUSTER: NodeStatus.RUNNING,
 }
 
 

@@ -33,6 +33,22 @@ class TaskType(enum.StrEnum):
     STOP_COMPUTES = "StopComputes"
     RESET_COMPUTE = "ResetCompute"
     DELETE_COMPUTES = "DeleteComputes"
+    RECOVER_CLUSTER = "RecoverCluster"
+
+
+# The API action that starts each type of task (ListClusterLogs' Operation).
+OPERATION_NAMES: dict[TaskType, str] = {
+    TaskType.CREATE_CLUSTER: "CreateCluster",
+    TaskType.START_CLUSTER: "StartCluster",
+    TaskType.STOP_CLUSTER: "StopCluster",
+    TaskType.DELETE_CLUSTER: "DeleteCluster",
+    TaskType.ADD_COMPUTES: "AddNodes",
+    TaskType.START_COMPUTES: "StartNodes",
+    TaskType.STOP_COMPUTES: "StopNodes",
+    TaskType.RESET_COMPUTE: "ResetNodes",
+    TaskType.DELETE_COMPUTES: "DeleteNodes",
+    TaskType.RECOVER_CLUSTER: "RecoverCluster",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ from sqlalchemy import Connection
 
 from hpcplane.domain.plans import base
 from hpcplane.domain.resources import NODE_TARGET, ClusterStatus, NodeStatus
-from hpcplane.domain.tasks import TaskStatus, TaskType
+from hpcplane.domain.tasks import OPERATION_NAMES, TaskStatus, TaskType
 from hpcplane.providers.base import Provider
+from hpcplane.store import cluster_logs
 from hpcplane.store import clusters as store
 from hpcplane.store.engine import Lease
 
@@ -28,6 +29,7 @@ NODE_STEP: dict[TaskType, str] = {
     TaskType.STOP_COMPUTES: "stop-nodes",
     TaskType.DELETE_CLUSTER: "release-nodes",
     TaskType.DELETE_COMPUTES: "release-nodes",
+    TaskType.RECOVER_CLUSTER: "reinstall-nodes",
 }
 
 # The provider call made at the node step.
@@ -41,6 +43,7 @@ NODE_ACTION: dict[TaskType, str] = {
     TaskType.STOP_COMPUTES: "StopInstances",
     TaskType.DELETE_CLUSTER: "DeleteInstances",
     TaskType.DELETE_COMPUTES: "DeleteInstances",
+    TaskType.RECOVER_CLUSTER: "ReInitDisks",
 }
 
 # Cluster status while the operation runs (set at its first step) and when it ends.
@@ -48,12 +51,23 @@ CLUSTER_DURING: dict[TaskType, ClusterStatus] = {
     TaskType.CREATE_CLUSTER: ClusterStatus.CREATING,
     TaskType.START_CLUSTER: ClusterStatus.INIT,
     TaskType.DELETE_CLUSTER: ClusterStatus.RELEASING,
+    TaskType.RECOVER_CLUSTER: ClusterStatus.INIT,
 }
 CLUSTER_AFTER: dict[TaskType, ClusterStatus] = {
     TaskType.CREATE_CLUSTER: ClusterStatus.RUNNING,
     TaskType.START_CLUSTER: ClusterStatus.RUNNING,
     TaskType.STOP_CLUSTER: ClusterStatus.STOPPED,
     TaskType.DELETE_CLUSTER: ClusterStatus.RELEASING,
+    TaskType.RECOVER_CLUSTER: ClusterStatus.RUNNING,
+}
+# RecoverCluster's parameters and the cluster columns they set when it succeeds.
+RECOVER_COLUMNS = {
+    "ImageId": "image_id",
+    "ImageOwnerAlias": "image_owner_alias",
+    "OsTag": "os_tag",
+    "SchedulerType": "scheduler_type",
+    "AccountType": "account_type",
+    "ClientVersion": "client_version",
 }
 WITH_INSTANCES = (TaskType.CREATE_CLUSTER, TaskType.ADD_COMPUTES)
 
@@ -91,29 +105,30 @@ class StepContext:
     def failed(self) -> list[str]:
         return list(self.lease.state.get("failed", []))
 
+    def log(self, level: str, message: str) -> None:
+        """One ListClusterLogs line for this task's cluster, written in the step's transaction."""
+        operation = OPERATION_NAMES[self.lease.task_type]
+        cluster_logs.append(self.conn, self.lease.cluster_id, operation, level, message, self.now)
+
 
 def apply(ctx: StepContext) -> None:
     """Run the effect of step `ctx.index`: an injected failure, a status change, the node step, or the end."""
     task_type = ctx.lease.task_type
     name = base(ctx.lease.plan[ctx.index - 1])
     fault = ctx.provider.fault(task_type)
+    if ctx.index == 1:
+        ctx.log("info", f"Task {ctx.lease.task_id} started ({len(ctx.lease.plan)} steps).")
     if fault.fail_step == ctx.index:
-        ctx.errors.append(
-            {
-                "Code": "EcsError",
-                "Message": f"An error occurred while calling the ECS API operation (step {ctx.index}).",
-            }
-        )
+        message = f"An error occurred while calling the ECS API operation (step {ctx.index})."
+        ctx.errors.append({"Code": "EcsError", "Message": message})
+        ctx.log("error", f"Step {ctx.index} ({name}): {message}")
         finish(ctx, failed=True)
         return
     capacity = ctx.lease.state.get("capacity")
     if name == "check-quota" and capacity is not None:
-        ctx.errors.append(
-            {
-                "Code": "InsufficientCapacity",
-                "Message": f"{capacity['available']} instances available, MinCount {capacity['minCount']}.",
-            }
-        )
+        message = f"{capacity['available']} instances available, MinCount {capacity['minCount']}."
+        ctx.errors.append({"Code": "InsufficientCapacity", "Message": message})
+        ctx.log("error", f"Step {ctx.index} ({name}): {message}")
         finish(ctx, failed=True)
         return
     if ctx.index == 1 and task_type in CLUSTER_DURING:
@@ -149,12 +164,14 @@ def _node_step(ctx: StepContext) -> None:
                     "InstanceId": node["id"],
                 }
             )
+            ctx.log("error", f"{NODE_ACTION[task_type]} failed on {node['hostname']} ({node['id']}).")
         else:
             done.append(node["id"])
     action = NODE_ACTION[task_type]
     if target is None and str(ctx.lease.request.get("ReleaseInstance", "true")).lower() == "false":
         action = "UntrackInstances"
     ctx.provider.call(ctx.conn, ctx.token, action, done)
+    ctx.log("info", f"{action}: {len(done)} of {len(done) + len(failed)} nodes done.")
     store.update_nodes(ctx.conn, failed, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
     if target is None:
         store.update_nodes(ctx.conn, done, deleted_at=ctx.now, updated_at=ctx.now, task_id=None)
@@ -189,7 +206,12 @@ def finish(ctx: StepContext, *, failed: bool) -> None:
         if task_type is TaskType.DELETE_CLUSTER and status is not TaskStatus.FAILED:
             cluster_values["deleted_at"] = ctx.now
             store.update_nodes(ctx.conn, [n["id"] for n in live], deleted_at=ctx.now)
+    if task_type is TaskType.RECOVER_CLUSTER and status is not TaskStatus.FAILED:
+        request = ctx.lease.request
+        cluster_values.update({column: request[p] for p, column in RECOVER_COLUMNS.items() if request.get(p)})
     store.update_cluster(ctx.conn, ctx.lease.cluster_id, **cluster_values)
+    level = {TaskStatus.SUCCESS: "info", TaskStatus.PARTIAL_FAIL: "warn"}.get(status, "error")
+    ctx.log(level, f"Task {ctx.lease.task_id} ended {status.value}.")
     if task_type in WITH_INSTANCES:
         ctx.result = {
             "Instances": [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection
 
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.faults import Fault
+from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
 
 
 class Provider(Protocol):
@@ -24,3 +26,32 @@ class Provider(Protocol):
     def node_fails(self, task_type: TaskType, hostname: str) -> bool: ...
 
     def capacity(self) -> int: ...
+
+    # --- Jobs: the scheduler of the cluster, reached only through the provider ----------------------
+
+    def submit_job(self, conn: Connection, job: JobRecord) -> None:
+        """Hand a new job to the cluster's scheduler."""
+        ...
+
+    def cancel_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
+        """Stop a queued or running job (StopJobs, DeleteJobs)."""
+        ...
+
+    def requeue_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
+        """Put a job back in its queue (RerunJobs)."""
+        ...
+
+    def observe_jobs(self, jobs: list[JobRecord], nodes: list[NodeSlot], now: datetime) -> list[JobUpdate]:
+        """The cluster's active jobs as the scheduler sees them now, given its running compute nodes;
+        only the jobs whose state changed are returned."""
+        ...
+
+    def job_log(self, job: JobRecord) -> tuple[str, str]:
+        """(stdout, stderr) of a job."""
+        ...
+
+    def write_job_file(
+        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
+    ) -> None:
+        """Write a job file on the cluster as `owner` (CreateJobFile)."""
+        ...

@@ -17,6 +17,7 @@ OPERATION_OF: dict[str, TaskType] = {
     "StopNodes": TaskType.STOP_COMPUTES,
     "ResetNodes": TaskType.RESET_COMPUTE,
     "DeleteNodes": TaskType.DELETE_COMPUTES,
+    "RecoverCluster": TaskType.RECOVER_CLUSTER,
 }
 
 

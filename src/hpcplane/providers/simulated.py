@@ -11,7 +11,9 @@ from sqlalchemy import Connection, insert
 
 from hpcplane.clock import Clock
 from hpcplane.domain.tasks import TaskType
+from hpcplane.providers import simulated_jobs
 from hpcplane.providers.faults import Fault, Faults
+from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
 from hpcplane.store.tables import sim_calls
 
 
@@ -27,7 +29,11 @@ class SimulatedCloud:
         capacity: int,
         seed: int,
         faults: Faults,
+        job_seconds: float = 30.0,
+        job_fail_rate: float = 0.0,
     ) -> None:
+        self._job_seconds = job_seconds
+        self._job_fail_rate = job_fail_rate
         self._clock = clock
         self._step_seconds = step_seconds
         self._jitter = jitter
@@ -70,3 +76,28 @@ class SimulatedCloud:
 
     def capacity(self) -> int:
         return self._capacity
+
+    # --- Jobs: the simulated scheduler (providers/simulated_jobs.py) ------------------------------
+
+    def submit_job(self, conn: Connection, job: JobRecord) -> None:
+        self.call(conn, f"{job.cluster_id}:{job.job_id}:submit", "SubmitJob", [])
+
+    def cancel_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
+        self.call(conn, f"{cluster_id}:{job_id}:cancel", "CancelJob", [])
+
+    def requeue_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
+        self.call(conn, f"{cluster_id}:{job_id}:requeue", "RequeueJob", [])
+
+    def observe_jobs(self, jobs: list[JobRecord], nodes: list[NodeSlot], now: datetime) -> list[JobUpdate]:
+        return simulated_jobs.observe(
+            jobs, nodes, now, seconds=self._job_seconds, fail_rate=self._job_fail_rate, seed=self._seed
+        )
+
+    def job_log(self, job: JobRecord) -> tuple[str, str]:
+        return simulated_jobs.log(job)
+
+    def write_job_file(
+        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
+    ) -> None:
+        """Nothing is written anywhere: the call (not the content) is logged."""
+        self.call(conn, f"{cluster_id}:{owner}:file:{len(content)}:{path}"[:128], "CreateJobFile", [])

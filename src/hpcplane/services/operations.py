@@ -34,6 +34,7 @@ from hpcplane.store import engine as engine_store
 from hpcplane.store import tasks as task_store
 from hpcplane.store.db import Database
 from hpcplane.store.tasks import NewTask
+from hpcplane.store.users import queue_exists
 
 # Parameters of the envelope and the signature, and secrets: never part of a task's Request.
 _NOT_OPERATION = frozenset(
@@ -119,6 +120,7 @@ class AddSpec:
     create_mode: str
     client_token: str | None
     sync: bool
+    job_queue: str | None = None
 
 
 class Operations:
@@ -214,6 +216,8 @@ class Operations:
         if cluster["task_id"]:
             raise ConflictOpt()
         check_cluster(TaskType.ADD_COMPUTES, cluster["status"])
+        if spec.job_queue is not None and not queue_exists(conn, cluster, spec.job_queue):
+            raise InvalidParams("JobQueue", "is not a queue of the cluster")
         available = self._available(conn, who)
         count = spec.count if available >= spec.count else (available if available >= spec.min_count else 0)
         used_names, _ = cluster_store.used_hostnames_and_ips(conn, spec.cluster_id)
@@ -230,6 +234,7 @@ class Operations:
             task_id,
             now,
             create_mode=spec.create_mode,
+            extra=json.dumps({"queue": spec.job_queue}) if spec.job_queue else "{}",
         )
         state: dict[str, Any] = {}
         if count == 0:
@@ -359,6 +364,7 @@ class Operations:
         now: datetime,
         *,
         create_mode: str = "manual",
+        extra: str = "{}",
     ) -> list[str]:
         _, used_ips = cluster_store.used_hostnames_and_ips(conn, cluster_id)
         free_ips = (str(ip) for ip in _SUBNET.hosts() if ip.packed[-1] >= 10 and str(ip) not in used_ips)
@@ -374,6 +380,7 @@ class Operations:
                 "private_ip": next(free_ips),
                 "zone_id": zone_id,
                 "create_mode": create_mode,
+                "extra": extra,
                 "task_id": task_id,
                 "created_at": now,
                 "updated_at": now,

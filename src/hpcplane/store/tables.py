@@ -366,3 +366,123 @@ webhook_deliveries = Table(
     Column("at", UtcDateTime, nullable=False),
     Index(None, "webhook_id", "id"),
 )
+
+# --- The actions of issue 10: cluster logs, job templates, users, queues ------------------------
+
+# ListClusterLogs: one line per event of an asynchronous operation, written by the engine's steps.
+cluster_logs = Table(
+    "cluster_logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "cluster_id", "id"),
+)
+
+# Job templates (CreateJobTemplate ... DeleteJobTemplates): an account's, not a cluster's.
+job_templates = Table(
+    "job_templates",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("command_line", String(2048), nullable=False),
+    Column("array_request", String(64), nullable=False, server_default=""),
+    Column("clock_time", String(16), nullable=False, server_default=""),
+    Column("input_file_url", String(1024), nullable=False, server_default=""),
+    Column("mem", String(16), nullable=False, server_default=""),
+    Column("package_path", String(512), nullable=False, server_default=""),
+    Column("queue", String(64), nullable=False, server_default=""),
+    Column("runas_user", String(32), nullable=False, server_default=""),
+    Column("stderr_redirect_path", String(512), nullable=False, server_default=""),
+    Column("stdout_redirect_path", String(512), nullable=False, server_default=""),
+    Column("unzip_cmd", String(16), nullable=False, server_default=""),
+    Column("variables", String(2048), nullable=False, server_default=""),
+    Column("gpu", Integer, nullable=False, server_default="0"),
+    Column("node", Integer, nullable=False, server_default="0"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("task", Integer, nullable=False, server_default="0"),
+    Column("thread", Integer, nullable=False, server_default="0"),
+    Column("re_runable", Boolean, nullable=False, server_default=text("false")),
+    Column("with_unzip_cmd", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "account_id", "created_at"),
+)
+
+# A cluster's users (AddUsers ... ListUsers): passwords only as a salted scrypt hash.
+cluster_users = Table(
+    "cluster_users",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(30), nullable=False),
+    Column("user_group", String(16), nullable=False),
+    Column("password_hash", String(160), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("cluster_id", "name"),
+)
+
+# A cluster's queues beyond its scheduler's default one (AddQueue, UpdateQueueConfig, DeleteQueue).
+cluster_queues = Table(
+    "cluster_queues",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("compute_instance_type", String(256), nullable=False, server_default=""),
+    Column("deployment_set_id", String(64), nullable=False, server_default=""),
+    Column("network_interface_traffic_mode", String(16), nullable=False, server_default="Standard"),
+    Column("resource_group_id", String(64), nullable=False, server_default=""),
+    Column("use_ess", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("cluster_id", "name"),
+)
+
+# Jobs (SubmitJob ... RerunJobs): our record of each job; the provider runs them and reports states.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("owner", String(30), nullable=False),
+    Column("queue", String(63), nullable=False),
+    Column("command_line", String(2048), nullable=False),
+    Column("nodes", Integer, nullable=False),
+    Column("cpus", Integer, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("re_runable", Boolean, nullable=False, server_default=text("false")),
+    Column("state", String(16), nullable=False),
+    Column("node_list", String(2048), nullable=False, server_default=""),
+    Column("stdout_path", String(512), nullable=False, server_default=""),
+    Column("stderr_path", String(512), nullable=False, server_default=""),
+    Column("package_path", String(512), nullable=False, server_default=""),
+    Column("variables", String(2048), nullable=False, server_default=""),
+    Column("array_request", String(64), nullable=False, server_default=""),
+    Column("clock_time", String(16), nullable=False, server_default=""),
+    Column("comment", String(256), nullable=False, server_default=""),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("ends_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("cluster_id", "id"),
+    Index(None, "cluster_id", "seq"),
+    Index(None, "state"),
+)
+
+# SetAutoScaleConfig per cluster, and what the autoscaler remembers between its rounds.
+autoscale_configs = Table(
+    "autoscale_configs",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="{}"),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -327,6 +327,9 @@ def _node_info(node: NodeView, c: ClusterView) -> dict[str, object]:
     }
 
 
+node_info = _node_info  # ListNodesByQueue renders its nodes the same way
+
+
 def list_nodes(call: Call, query: NodeQuery) -> dict[str, object]:
     found = call.services.cluster_reader.list_nodes(call.principal, query)
     return {

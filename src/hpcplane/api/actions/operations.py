@@ -198,6 +198,7 @@ def read_add_nodes(p: Params) -> AddSpec:
         create_mode=create_mode,
         client_token=_token(p),
         sync=p.bool("Sync", default=False),
+        job_queue=p.text("JobQueue", max_length=63),
     )
 
 

@@ -1,7 +1,7 @@
 """Task events (SSE ids and the webhook outbox), console sessions, webhooks and their deliveries.
 
-Revision ID: 0010_events
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 from hpcplane.store.tables import BigId
 from hpcplane.store.types import UtcDateTime
 
-revision = "0010_events"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

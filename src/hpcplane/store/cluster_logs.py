@@ -1,0 +1,53 @@
+"""ListClusterLogs' lines in the store: appended by the engine's steps, read newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select
+
+from hpcplane.store.tables import cluster_logs
+
+MESSAGE_WIDTH = 512  # cluster_logs.message is String(512)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line as ListClusterLogs renders it."""
+
+    operation: str
+    level: str
+    message: str
+    created_at: datetime
+
+
+def append(conn: Connection, cluster_id: str, operation: str, level: str, message: str, at: datetime) -> None:
+    conn.execute(
+        insert(cluster_logs).values(
+            cluster_id=cluster_id,
+            operation=operation,
+            level=level,
+            message=message[:MESSAGE_WIDTH],
+            created_at=at,
+        )
+    )
+
+
+def page(conn: Connection, cluster_id: str, *, offset: int, limit: int) -> tuple[list[LogLine], int]:
+    """One page of a cluster's log lines, newest first, and how many there are."""
+    where = cluster_logs.c.cluster_id == cluster_id
+    total = conn.execute(select(func.count()).select_from(cluster_logs).where(where)).scalar_one()
+    rows = conn.execute(
+        select(
+            cluster_logs.c.operation,
+            cluster_logs.c.level,
+            cluster_logs.c.message,
+            cluster_logs.c.created_at,
+        )
+        .where(where)
+        .order_by(cluster_logs.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [LogLine(*row) for row in rows], int(total)

@@ -1,0 +1,109 @@
+"""Jobs in the store: our record of each job, updated with what the provider observes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from hpcplane.providers.jobs import ACTIVE, ENDED, JobRecord
+from hpcplane.store.tables import jobs
+
+
+def next_seq(conn: Connection, cluster_id: str) -> int:
+    """The next job number of the cluster (the caller holds the cluster's lock)."""
+    last = conn.execute(select(func.max(jobs.c.seq)).where(jobs.c.cluster_id == cluster_id)).scalar_one()
+    return int(last or 0) + 1
+
+
+def insert_job(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(jobs).values(**values))
+
+
+def update_job(conn: Connection, cluster_id: str, job_id: str, **values: Any) -> None:
+    conn.execute(update(jobs).where(jobs.c.cluster_id == cluster_id, jobs.c.id == job_id).values(**values))
+
+
+def get_jobs(conn: Connection, cluster_id: str, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        select(jobs).where(
+            jobs.c.cluster_id == cluster_id, jobs.c.id.in_(job_ids), jobs.c.deleted_at.is_(None)
+        )
+    ).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def active_jobs(conn: Connection, cluster_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(jobs)
+        .where(jobs.c.cluster_id == cluster_id, jobs.c.state.in_(ACTIVE), jobs.c.deleted_at.is_(None))
+        .order_by(jobs.c.seq)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def clusters_with_active_jobs(conn: Connection) -> list[str]:
+    rows = conn.execute(
+        select(jobs.c.cluster_id).where(jobs.c.state.in_(ACTIVE), jobs.c.deleted_at.is_(None)).distinct()
+    )
+    return [row.cluster_id for row in rows]
+
+
+def page(
+    conn: Connection,
+    cluster_id: str,
+    *,
+    state: str,
+    owner: str | None,
+    rerunable: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """ListJobs: all | finished | notfinish, newest first."""
+    where = [jobs.c.cluster_id == cluster_id, jobs.c.deleted_at.is_(None)]
+    if state == "finished":
+        where.append(jobs.c.state.in_(ENDED))
+    elif state == "notfinish":
+        where.append(jobs.c.state.in_(ACTIVE))
+    if owner is not None:
+        where.append(jobs.c.owner == owner)
+    if rerunable is not None:
+        where.append(jobs.c.re_runable.is_(rerunable))
+    total = conn.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(jobs).where(*where).order_by(jobs.c.seq.desc()).offset(offset).limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows], int(total)
+
+
+def record(row: Mapping[str, Any]) -> JobRecord:
+    """The provider's view of a stored job."""
+    return JobRecord(
+        cluster_id=row["cluster_id"],
+        job_id=row["id"],
+        name=row["name"],
+        owner=row["owner"],
+        queue=row["queue"],
+        command_line=row["command_line"],
+        nodes=row["nodes"],
+        cpus=row["cpus"],
+        priority=row["priority"],
+        re_runable=bool(row["re_runable"]),
+        state=row["state"],
+        node_list=tuple(h for h in str(row["node_list"]).split(",") if h),
+        started_at=row["started_at"],
+        ends_at=row["ends_at"],
+        finished_at=row["finished_at"],
+        seconds=clock_seconds(str(row["clock_time"])),
+    )
+
+
+def clock_seconds(text: str) -> float | None:
+    """ClockTime ([[hh:]mm:]ss) in seconds; None when not given."""
+    if not text:
+        return None
+    total = 0
+    for part in text.split(":"):
+        total = total * 60 + int(part)
+    return float(total)
