@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,16 +53,21 @@ class Driver:
     only for statements that stand alone; `Driver.within(conn)` runs them in a `Database.write()`.
     """
 
-    def __init__(self, connection: Any, is_sqlite: bool) -> None:
+    def __init__(self, connection: Any, is_sqlite: bool, deadlines: Deadlines | None = None) -> None:
         self._connection = connection
         self.is_sqlite = is_sqlite
+        self._deadlines = deadlines
 
     @classmethod
     def within(cls, conn: Connection) -> Driver:
         """The bare connection under a SQLAlchemy transaction: its statements join that transaction."""
-        return cls(conn.connection.driver_connection, conn.dialect.name == "sqlite")
+        return cls(
+            conn.connection.driver_connection, conn.dialect.name == "sqlite", _DEADLINES.get(conn.engine)
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
+        if self._deadlines is not None:
+            self._deadlines.touch()
         cursor: DriverCursor = self._connection.execute(
             sql if self.is_sqlite else _pyformat(sql), [_bind(v, self.is_sqlite) for v in params]
         )
@@ -83,6 +89,8 @@ class Driver:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows (inside a transaction: see `within`)."""
+        if self._deadlines is not None:
+            self._deadlines.touch()
         cursor = self._connection.cursor()
         try:
             cursor.executemany(
@@ -103,6 +111,8 @@ class Driver:
 
 
 _PYFORMAT: dict[str, str] = {}
+# Each server engine's deadlines, for the statements run on its bare connections (Driver.within).
+_DEADLINES: weakref.WeakKeyDictionary[Engine, Deadlines] = weakref.WeakKeyDictionary()
 
 
 def _pyformat(sql: str) -> str:
@@ -249,7 +259,7 @@ class Database:
             # SQLite's connections are in autocommit mode already (isolation_level None, see below).
             if not self.is_sqlite:
                 connection.autocommit = True
-            yield Driver(connection, self.is_sqlite)
+            yield Driver(connection, self.is_sqlite, self.deadlines)
         except _STORE_FAILURES as error:
             if not self.is_sqlite:
                 pooled.invalidate(error)  # a broken server connection is not given back to the pool
@@ -339,6 +349,16 @@ def _server_engine(
     @event.listens_for(engine, "checkout")
     def _attach(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         deadlines.attach(dbapi_connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement_starts(*_args: Any) -> None:
+        deadlines.touch()
+
+    @event.listens_for(engine, "commit")
+    def _commit_starts(_conn: Any) -> None:
+        deadlines.touch()
+
+    _DEADLINES[engine] = deadlines
 
     @event.listens_for(engine, "do_connect")
     def _connect_within_deadline(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:

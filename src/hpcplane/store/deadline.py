@@ -29,9 +29,13 @@ _LINGER = 5.0
 
 @dataclass(eq=False)
 class Call:
-    """One store call in progress: its deadline and the driver connection it uses, once it has one."""
+    """One store call in progress: its deadline and the driver connection it uses, once it has one.
+
+    Each statement and the commit get `seconds` from when they start (`touch`), never past `limit`
+    (an explicit deadline, such as the end of the engine's lease)."""
 
     deadline: float
+    limit: float = float("inf")
     connection: Any = None
     fired: bool = False
     previous: Call | None = field(default=None, repr=False)
@@ -55,15 +59,17 @@ class Deadlines:
 
     @contextlib.contextmanager
     def call(self, deadline: float | None = None) -> Iterator[Call]:
-        """Take a connection slot and run the block under a deadline (monotonic seconds; default: now +
-        `seconds`). A nested call in the same thread keeps the outer call's deadline if that is sooner."""
+        """Take a connection slot and run the block under a deadline: `seconds` for getting a connection
+        and for each statement and the commit (see `touch`), never past `deadline` (monotonic seconds)
+        when one is given. A nested call in the same thread keeps the outer call's limit."""
         outer: Call | None = getattr(self._local, "call", None)
-        limit = time.monotonic() + self.seconds if deadline is None else deadline
+        limit = float("inf") if deadline is None else deadline
         if outer is not None:
-            limit = min(limit, outer.deadline)
-        if not self._slots.acquire(timeout=max(0.0, limit - time.monotonic())):
+            limit = min(limit, outer.limit)
+        first = min(limit, time.monotonic() + self.seconds)
+        if not self._slots.acquire(timeout=max(0.0, first - time.monotonic())):
             raise DbError() from TimeoutError(f"all {self.budget} store connections of this process in use")
-        current = Call(limit, previous=outer)
+        current = Call(first, limit, previous=outer)
         self._local.call = current
         with self._lock:
             self._active.add(current)
@@ -79,6 +85,12 @@ class Deadlines:
     def current(self) -> Call | None:
         call: Call | None = getattr(self._local, "call", None)
         return call
+
+    def touch(self) -> None:
+        """A statement or commit starts on this thread's call: it gets `seconds` from now."""
+        call = self.current()
+        if call is not None and not call.fired:
+            call.deadline = min(call.limit, time.monotonic() + self.seconds)
 
     def attach(self, connection: Any) -> None:
         """The pool handed `connection` to this thread's current call: the watchdog may cut it now."""
