@@ -20,6 +20,9 @@ from hpcplane.config import Settings
 from hpcplane.wiring import Services, build_services
 from tests.support import sdkclients
 
+# Seconds a server may take to answer /healthz; raise it on a heavily loaded machine.
+START_TIMEOUT = float(os.environ.get("HPCPLANE_TEST_START_TIMEOUT", "30"))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -46,7 +49,7 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._services: Services | None = None
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = START_TIMEOUT) -> LiveServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
         env.pop("HTTP_PROXY", None)
@@ -64,6 +67,8 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.process.kill()  # not left running behind a failed fixture
+        self.process.wait()
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
