@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -79,10 +80,24 @@ def test_calls_need_the_csrf_token_and_are_audited(site: tuple[LiveServer, World
             found: list[dict[str, str]] = client.http.get("/console/api/audit").json()["Records"]
             return found
 
-        server.services.audit.flush()
-        root_view = records(console)
+        def audited(
+            client: ConsoleClient, found: Callable[[list[dict[str, str]]], bool]
+        ) -> list[dict[str, str]]:
+            """The client's view of the trail once `found` holds: the server writes audit records in
+            batches, a moment after the call."""
+            deadline = time.monotonic() + 30
+            view = records(client)
+            while not found(view) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                view = records(client)
+            return view
+
+        root_view = audited(
+            console,
+            lambda v: any(r["RequestId"] == request_id and r["Action"] == "ehpc:ListNodes" for r in v),
+        )
         assert any(r["RequestId"] == request_id and r["Action"] == "ehpc:ListNodes" for r in root_view)
-        user_view = records(user)
+        user_view = audited(user, lambda v: any(r["Decision"] == "Deny" for r in v))
         assert user_view
         assert {r["Principal"] for r in user_view} == {f"acs:ram::{world.root['AccountId']}:user/dana"}
         assert any(r["Decision"] == "Deny" and r["Action"] == "ehpc:DescribeCluster" for r in user_view)

@@ -174,7 +174,8 @@ def _operation(action: str, version: str) -> dict[str, object]:
         {"name": "Action", "in": "query", "required": True, "schema": {"const": action}},
         {"name": "Version", "in": "query", "required": True, "schema": {"const": version}},
         *({"$ref": f"#/components/parameters/{name}"} for name in COMMON_V1),
-        *(p.as_openapi() for p in action_parameters(action, version)),
+        # A model field that is also a common parameter (RegionId of some actions) is described once.
+        *(p.as_openapi() for p in action_parameters(action, version) if p.name not in COMMON_V1),
     ]
     success = {"type": "object", "required": ["RequestId"], "additionalProperties": False}
     success["properties"] = {name: {} for name in response_fields(action, version)}
