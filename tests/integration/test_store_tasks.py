@@ -205,3 +205,15 @@ def test_deep_page_past_the_end_is_empty_with_the_total(db: Database) -> None:
     assert read(db, "A", "CA", offset=DEEP, archived=False)[1] == TaskPage(tasks=[], total=DEEP - 30)
     _, last = read(db, "A", "CA", offset=DEEP - 31, limit=5, archived=False)
     assert ([t.task_id for t in last.tasks], last.total) == (["t-0"], DEEP - 30)
+
+
+def test_archived_total_is_the_clusters_own_count(db: Database) -> None:
+    """With Archived the total is the cluster's task_count column (kept by insert_task), read, not
+    counted; the current tasks are counted on their rows. Near the start and deep alike."""
+    add_account(db, "A", clusters_owned=("CA",))
+    add(db, *(new_task(f"t-{i}", "A", "CA") for i in range(3)))
+    with db.write() as conn:
+        conn.execute(update(clusters).where(clusters.c.id == "CA").values(task_count=DEEP + 50))
+    for offset in (0, DEEP):
+        assert read(db, "A", "CA", offset=offset)[1].total == DEEP + 50
+        assert read(db, "A", "CA", offset=offset, archived=False)[1].total == 3
