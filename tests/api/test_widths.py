@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from hpcplane.api.dispatch import VERSIONS
 from hpcplane.api.openapi import action_parameters
+from hpcplane.config import Settings
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.store.tables import nodes
 from tests.support.live import LiveServer
@@ -29,6 +30,18 @@ def base(action: str, params: set[str], cluster: str, instance: str) -> dict[str
         "Instance.1.Id": instance,
         "RoleArn": "acs:ram::1:role/none",
         "RoleSessionName": "s1",
+        "QueueName": "workq",
+        "User.1.Name": "widths1",
+        "User.1.Group": "users",
+        "User.1.Password": "Abc-1234x",
+        "Content": "ZWNobyBoaQ==",
+        "CommandLine": "echo hi",
+        "RunasUser": "widths1",
+        "Jobs": '[{"Id": "1.manager"}]',
+        "JobId": "1.manager",
+        "TemplateId": "t-none",
+        "Application": "GROMACS_2020.4",
+        "TargetFile": "job.sh",
     }
     return {k: v for k, v in values.items() if k in params}
 
@@ -56,6 +69,10 @@ def caller(server: LiveServer) -> Iterator[tuple[Caller, str, str]]:
         yield Caller(server.endpoint, key, client), cluster, instance
 
 
+# HPCPLANE_MAX_URL_BYTES' default less room for the other parameters of a signed GET.
+URL_ROOM = Settings.model_fields["max_url_bytes"].default - 4096
+
+
 def test_every_string_parameter_at_its_limit(server: LiveServer, caller: tuple[Caller, str, str]) -> None:
     """At the reader's longest value no call is a 5xx; one character more is InvalidParams naming the
     parameter, on both stores alike."""
@@ -71,7 +88,14 @@ def test_every_string_parameter_at_its_limit(server: LiveServer, caller: tuple[C
         at_limit = client.call("v1", action, {**params, name: "a" * longest}, version=version)
         assert at_limit.status_code < 500, (action, name, longest, at_limit.text)
         beyond = client.call("v1", action, {**params, name: "a" * (longest + 1)}, version=version)
-        assert beyond.status_code == 400, (action, name, longest, beyond.text)
-        assert error_of(beyond)["Code"] in ("InvalidParams", "InvalidParameter.RoleArn"), (action, name)
+        if longest + 1 > URL_ROOM:
+            # A value this long cannot travel in a URL: the transport's documented 414 answers first.
+            assert (beyond.status_code, error_of(beyond)["Code"]) == (414, "RequestURITooLong"), (
+                action,
+                name,
+            )
+        else:
+            assert beyond.status_code == 400, (action, name, longest, beyond.text)
+            assert error_of(beyond)["Code"] in ("InvalidParams", "InvalidParameter.RoleArn"), (action, name)
         tried += 1
     assert tried > 100
