@@ -31,17 +31,19 @@ def _token(live: LiveServer) -> str:
     return (live.home / "control-token").read_text().strip()
 
 
-def _audit(live: LiveServer, action: str) -> list[dict[str, object]]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+def _audit(live: LiveServer, action: str, decision: str, count: int) -> list[dict[str, object]]:
+    """The audit rows of `action` with `decision`, once at least `count` are there: the server writes its
+    audit trail in batches, a moment after each call (so an early look may see only some of them)."""
+    deadline = time.monotonic() + 30
+    while True:
         rows = [
             json.loads(line)
             for line in live.cli("audit", "search", "--action", action, "--json").splitlines()
         ]
-        if rows:
-            return rows
-        time.sleep(0.1)
-    return []
+        found = [row for row in rows if row["Decision"] == decision]
+        if len(found) >= count or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
 def test_refused_without_the_token_and_audited(live: LiveServer) -> None:
@@ -54,7 +56,7 @@ def test_refused_without_the_token_and_audited(live: LiveServer) -> None:
     key, secret, cluster = demo(live)  # the demo cluster is still there
     body = live.call("tea-v3", {"AccessKeyId": key, "AccessKeySecret": secret}, "ListClusters")
     assert [c["Id"] for c in body["Clusters"]["ClusterInfoSimple"]] == [cluster]  # type: ignore[index]
-    refused = [row for row in _audit(live, "hpcplane:Reset") if row["Decision"] == "Refused"]
+    refused = _audit(live, "hpcplane:Reset", "Refused", 2)
     assert len(refused) == 2
     assert {row["ErrorCode"] for row in refused} == {"Unauthorized"}
 
@@ -91,7 +93,7 @@ def test_reset_one_account_then_all(live: LiveServer, tmp_path: Path) -> None:
     )  # fmt: skip
     assert gone.code == 1
     assert gone.stderr.startswith("InvalidAccessKeyId.NotFound")
-    allowed = [row for row in _audit(live, "hpcplane:Reset") if row["Decision"] == "Allow"]
+    allowed = _audit(live, "hpcplane:Reset", "Allow", 3)
     assert len(allowed) >= 3
     assert run_cli("control", "reset", "--account", "nobody", env=env).code == 1
 
