@@ -26,6 +26,12 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="port to listen on (default 9000) [HPCPLANE_PORT]")
 @store_options
 @click.option("--worker/--no-worker", default=None, help="run a task worker in-process (default: yes)")
+@click.option(
+    "--provider",
+    type=click.Choice(["simulated", "local"]),
+    default=None,
+    help="what clusters are: simulated, or real Slurm on this machine [HPCPLANE_PROVIDER]",
+)
 @click.option("--sim-step-seconds", type=float, default=None, help="simulated step duration (0 for tests)")
 @click.option("--ssl-certfile", default=None, help="serve HTTPS with this PEM certificate")
 @click.option("--ssl-keyfile", default=None, help="the certificate's PEM private key")
@@ -36,12 +42,19 @@ def serve(**options: Any) -> None:
     from hpcplane.server import run_server
 
     settings = settings_from(**options)
+    cli_local.require_provider(settings)
     run_server(settings, open_services(settings))
 
 
 @main.command()
 @store_options
 @click.option("--concurrency", "worker_concurrency", type=int, default=None, help="tasks run at once")
+@click.option(
+    "--provider",
+    type=click.Choice(["simulated", "local"]),
+    default=None,
+    help="what clusters are: simulated, or real Slurm on this machine [HPCPLANE_PROVIDER]",
+)
 @click.option("--sim-step-seconds", type=float, default=None, help="simulated step duration")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
@@ -50,6 +63,7 @@ def worker(**options: Any) -> None:
     from hpcplane.server import run_worker
 
     settings = settings_from(**options)
+    cli_local.require_provider(settings)
     run_worker(settings, open_services(settings))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from hpcplane.cli_common import settings_from
+from hpcplane.config import Settings
 from hpcplane.domain.errors import HpcplaneError
 
 _home = click.option("--home", type=click.Path(path_type=Path), default=None, help="[HPCPLANE_HOME]")
@@ -26,6 +27,21 @@ def doctor(**options: Any) -> None:
     results = checks.checks(checks.Probe(), settings.local_network, settings.home)
     click.echo(checks.render(results))
     if not all(check.ok for check in results):
+        sys.exit(1)
+
+
+def require_provider(settings: Settings) -> None:
+    """`--provider local` starts only on a machine that has what it needs: else doctor's report, exit 1."""
+    if settings.provider != "local":
+        return
+    from hpcplane.providers.local import doctor as checks
+
+    results = checks.checks(checks.Probe(), settings.local_network, settings.home)
+    if not all(check.ok for check in results):
+        click.echo(checks.render(results), err=True)
+        click.echo(
+            "hpcplane: --provider local needs what is MISSING above; fix it and start again.", err=True
+        )
         sys.exit(1)
 
 

@@ -57,9 +57,19 @@ class Settings(BaseSettings):
     sim_faults: str = Field(
         default="", description="e.g. AddNodes.fail_step=3;StopCluster.node_fail_rate=0.5"
     )
+    # The provider: what tasks act on (docs/providers.md).
+    provider: Literal["simulated", "local"] = Field(
+        default="simulated", description="simulated cloud, or real Slurm clusters on this machine"
+    )
+    reconcile_seconds: float = Field(
+        default=2.0, gt=0, description="seconds between a worker's observations of its local clusters"
+    )
     # The local provider (real Slurm clusters on this machine).
     local_network: str = Field(
         default="10.247.0.0/16", description="private range split into one /24 per local cluster"
+    )
+    local_prefix: str = Field(
+        default="hp", pattern=r"^[a-z]{1,3}$", description="first letters of every local kernel object's name"
     )
     # Jobs and autoscaling on the simulated cloud (issue 10).
     sim_job_seconds: float = Field(default=30.0, ge=0, description="how long a simulated job runs")

@@ -66,9 +66,9 @@ def run_server(settings: Settings, services: Services) -> None:
     metrics.prepare(settings.metrics_dir or settings.home / "metrics")
     app = create_app(services, threads=settings.api_threads)
     agreement.record_api_settings(services.db, settings)
-    demo = (
-        ensure_demo(services) if (settings.demo if settings.demo is not None else settings.embedded) else None
-    )
+    # On `local` a demo cluster would be a real one: only when asked (HPCPLANE_DEMO=true).
+    wanted = settings.embedded and settings.provider == "simulated"
+    demo = ensure_demo(services) if (settings.demo if settings.demo is not None else wanted) else None
     store = (
         "sqlite " + str(settings.effective_database_url[len("sqlite:///") :])
         if services.db.is_sqlite

@@ -13,9 +13,11 @@ from hpcplane.authz import Authorizer
 from hpcplane.authz.ram import RamAuthorizer
 from hpcplane.clock import Clock, SystemClock
 from hpcplane.config import Settings
+from hpcplane.engine.reconciler import Reconciler
 from hpcplane.engine.runner import Engine
 from hpcplane.engine.ticker import Ticker
 from hpcplane.engine.worker import Worker
+from hpcplane.providers.base import Provider
 from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.accounts import AccountService, StoreKeyDirectory
@@ -107,6 +109,14 @@ class Services:
         ticker = Ticker(self.settings.job_tick_seconds, rounds)
         ticker.start()
         self.tickers.append(ticker)
+        provider = self.engine.provider
+        if provider.owner_host is not None:  # its clusters are on this machine: observe and recover them
+            reconciler = Reconciler(
+                self.engine.db, self.clock, provider, host=provider.owner_host, owner=self.engine.owner
+            )
+            observing = Ticker(self.settings.reconcile_seconds, [("reconcile", reconciler.round)])
+            observing.start()
+            self.tickers.append(observing)
         return worker
 
     def close(self) -> None:
@@ -193,7 +203,6 @@ def build_services(
 ) -> Services:
     """Open the store (migrating it unless told not to), check the secret key, and wire the services."""
     clock = clock or SystemClock(settings.clock_offset)
-    faults = parse_faults(settings.sim_faults)
     db = open_database(settings)
     if run_migrations:
         migrate.upgrade(db)
@@ -209,16 +218,6 @@ def build_services(
         skew=settings.timestamp_skew,
         nonce_ttl=settings.nonce_ttl,
     )
-    provider = SimulatedCloud(
-        clock,
-        step_seconds=settings.sim_step_seconds,
-        jitter=settings.sim_jitter,
-        capacity=settings.sim_capacity,
-        seed=settings.sim_seed,
-        faults=faults,
-        job_seconds=settings.sim_job_seconds,
-        job_fail_rate=settings.sim_job_fail_rate,
-    )
     engine_db = (
         Database(
             settings.effective_database_url,
@@ -232,6 +231,7 @@ def build_services(
         if db.is_postgres
         else db
     )
+    provider = build_provider(settings, clock, engine_db)
     engine = Engine(
         engine_db,
         provider,
@@ -240,6 +240,7 @@ def build_services(
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         max_step_seconds=settings.max_step_seconds,
+        host=socket.gethostname(),
     )
     services = Services(
         settings=settings,
@@ -278,7 +279,7 @@ def build_services(
             db, clock, minute_seconds=settings.sim_minute_seconds, operations=lambda: services.operations
         ),
     )
-    if settings.control_enabled:
+    if settings.control_enabled and isinstance(provider, SimulatedCloud):
         services.control = Control(
             db,
             clock,
@@ -290,6 +291,25 @@ def build_services(
         engine.before_run = services.control.refresh
         services.control.refresh()
     return services
+
+
+def build_provider(settings: Settings, clock: Clock, db: Database) -> Provider:
+    """The provider this process acts through (HPCPLANE_PROVIDER): the simulated cloud, or `local`."""
+    if settings.provider == "local":
+        from hpcplane.providers.local.provider import LocalProvider
+
+        return LocalProvider.at(settings.home, settings.local_network, settings.local_prefix)
+    return SimulatedCloud(
+        clock,
+        db=db,
+        step_seconds=settings.sim_step_seconds,
+        jitter=settings.sim_jitter,
+        capacity=settings.sim_capacity,
+        seed=settings.sim_seed,
+        faults=parse_faults(settings.sim_faults),
+        job_seconds=settings.sim_job_seconds,
+        job_fail_rate=settings.sim_job_fail_rate,
+    )
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

@@ -51,6 +51,7 @@ STATUS: dict[type[e.HpcplaneError], int] = {
     e.OpenApiUnavailable: 501,
     e.ProviderFailed: 500,
     e.AddressRangeUnavailable: 500,
+    e.NotSupportedOnProvider: 400,
     e.InvalidAccessKeyPair: 401,
     e.SessionRequired: 401,
     e.InvalidCsrfToken: 403,

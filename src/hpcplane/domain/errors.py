@@ -272,6 +272,13 @@ class ProviderFailed(HpcplaneError):
     template = "The provider failed to {what}: {reason}"
 
 
+class NotSupportedOnProvider(HpcplaneError):
+    """The server's provider cannot do this (yet): e.g. jobs on `local` before its job half lands."""
+
+    code = "NotSupportedOnProvider"
+    template = "The operation {operation} is not supported on the {provider} provider yet."
+
+
 class AddressRangeUnavailable(HpcplaneError):
     """HPCPLANE_LOCAL_NETWORK is malformed, overlaps a route of the machine, or has no free /24."""
 

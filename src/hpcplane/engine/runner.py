@@ -1,4 +1,5 @@
-"""The engine: claims tasks under a lease, runs each step in one transaction fenced on the lease."""
+"""The engine: claims tasks under a lease; each step asks the provider outside any transaction, then records
+what it confirmed in one transaction fenced on the lease."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hpcplane import metrics
 from hpcplane.clock import Clock
 from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskStatus
-from hpcplane.engine import steps
+from hpcplane.engine import acts, steps
 from hpcplane.providers.base import Provider
 from hpcplane.store import control as control_store
 from hpcplane.store import engine as store
@@ -48,8 +49,10 @@ class Engine:
         lease_seconds: float,
         max_attempts: int,
         max_step_seconds: float,
+        host: str | None = None,
     ) -> None:
         self.db = db
+        self.host = host  # the machine it runs on: it also claims tasks of clusters bound to it
         self.provider = provider
         self.clock = clock
         self.owner = owner
@@ -74,6 +77,7 @@ class Engine:
                 limit=limit,
                 postgres=self.db.is_postgres,
                 task_id=task_id,
+                host=self.host,
             )
         if leases and self.before_run is not None:
             self.before_run()
@@ -152,8 +156,12 @@ class Engine:
         records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
         step_started = time.perf_counter()
         delay = self.provider.step_delay()
-        started = time.monotonic()
+        # The provider's call, outside any transaction; the heartbeat keeps the lease alive meanwhile.
+        outcome = acts.act(self.db, lease, index, self.provider, f"{lease.task_id}:{index}")
         deadline = self.lease_end(lease)
+        if time.monotonic() >= deadline:
+            raise LeaseLost("expired during the provider's call")
+        started = time.monotonic()  # the lease this step's UPDATE renews runs from here
         errors = list(lease.errors)
         before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
         with ExitStack() as stack:
@@ -165,7 +173,7 @@ class Engine:
                 return opened[0]
 
             now = self.clock.now()
-            ctx = steps.StepContext(open_conn, lease, index, now, self.provider, errors)
+            ctx = steps.StepContext(open_conn, lease, index, now, self.provider, errors, outcome)
             steps.apply(ctx)
             values: dict[str, object] = {
                 "current_step": index,

@@ -1,4 +1,7 @@
-"""What each step does to clusters and nodes; every effect runs in the step's own fenced transaction."""
+"""What each step does to clusters and nodes, recorded in the step's own fenced transaction.
+
+The provider was asked before that transaction opened (engine/acts.py); a step records only what the
+provider confirmed (`StepContext.outcome`)."""
 
 from __future__ import annotations
 
@@ -13,38 +16,13 @@ from sqlalchemy import Connection
 from hpcplane.domain.plans import base
 from hpcplane.domain.resources import NODE_TARGET, ClusterStatus, NodeStatus
 from hpcplane.domain.tasks import OPERATION_NAMES, TaskStatus, TaskType
+from hpcplane.engine.acts import NODE_ACTION, NODE_STEP, Outcome
 from hpcplane.providers.base import Provider
 from hpcplane.store import cluster_logs
 from hpcplane.store import clusters as store
 from hpcplane.store.engine import Lease
 
-# The step at which each operation acts on its nodes (and at which nodes may fail).
-NODE_STEP: dict[TaskType, str] = {
-    TaskType.CREATE_CLUSTER: "join-nodes",
-    TaskType.ADD_COMPUTES: "join-nodes",
-    TaskType.START_CLUSTER: "start-nodes",
-    TaskType.START_COMPUTES: "start-nodes",
-    TaskType.RESET_COMPUTE: "join-nodes",
-    TaskType.STOP_CLUSTER: "stop-nodes",
-    TaskType.STOP_COMPUTES: "stop-nodes",
-    TaskType.DELETE_CLUSTER: "release-nodes",
-    TaskType.DELETE_COMPUTES: "release-nodes",
-    TaskType.RECOVER_CLUSTER: "reinstall-nodes",
-}
-
-# The provider call made at the node step.
-NODE_ACTION: dict[TaskType, str] = {
-    TaskType.CREATE_CLUSTER: "RunInstances",
-    TaskType.ADD_COMPUTES: "RunInstances",
-    TaskType.START_CLUSTER: "StartInstances",
-    TaskType.START_COMPUTES: "StartInstances",
-    TaskType.RESET_COMPUTE: "ReInitDisks",
-    TaskType.STOP_CLUSTER: "StopInstances",
-    TaskType.STOP_COMPUTES: "StopInstances",
-    TaskType.DELETE_CLUSTER: "DeleteInstances",
-    TaskType.DELETE_COMPUTES: "DeleteInstances",
-    TaskType.RECOVER_CLUSTER: "ReInitDisks",
-}
+__all__ = ["NODE_ACTION", "NODE_STEP", "StepContext", "apply", "finish", "result_json"]
 
 # Cluster status while the operation runs (set at its first step) and when it ends.
 CLUSTER_DURING: dict[TaskType, ClusterStatus] = {
@@ -85,6 +63,7 @@ class StepContext:
     now: datetime
     provider: Provider
     errors: list[dict[str, str]]
+    outcome: Outcome | None = None  # what the provider confirmed for this step, asked before it
     finished: TaskStatus | None = None
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -131,12 +110,22 @@ def apply(ctx: StepContext) -> None:
         ctx.log("error", f"Step {ctx.index} ({name}): {message}")
         finish(ctx, failed=True)
         return
+    outcome = ctx.outcome
+    if outcome is not None and outcome.error is None and outcome.kind == "prepare":
+        _failed_nodes(ctx, outcome, NODE_ACTION[task_type])
+    if outcome is not None and outcome.error is not None:
+        ctx.errors.append(outcome.error)
+        ctx.log("error", f"Step {ctx.index} ({name}): {outcome.error['Message']}")
+        finish(ctx, failed=True)
+        return
     if ctx.index == 1 and task_type in CLUSTER_DURING:
         store.update_cluster(
             ctx.conn, ctx.lease.cluster_id, status=CLUSTER_DURING[task_type].value, updated_at=ctx.now
         )
     if name == "run-instances":
         store.update_nodes(ctx.conn, ctx.targets, status=NodeStatus.INITING.value, updated_at=ctx.now)
+        if outcome is not None:
+            _addresses(ctx, outcome)
     elif name == "begin-init":
         store.update_cluster(
             ctx.conn, ctx.lease.cluster_id, status=ClusterStatus.INIT.value, updated_at=ctx.now
@@ -149,34 +138,58 @@ def apply(ctx: StepContext) -> None:
         finish(ctx, failed=False)
 
 
+def _failed_nodes(ctx: StepContext, outcome: Outcome, action: str) -> None:
+    """A prepare step that failed on some node fails the whole task (its reasons in Errors)."""
+    by_id = {n.instance_id: n for n in outcome.nodes}
+    for node_id, reason in outcome.result.failed.items():
+        hostname = by_id[node_id].hostname if node_id in by_id else node_id
+        outcome.error = {"Code": "NodeFailed", "Message": f"{action} failed on {hostname}: {reason}"}
+
+
+def _addresses(ctx: StepContext, outcome: Outcome) -> None:
+    """The addresses the provider gave the nodes, where they differ from what the store holds."""
+    held = {n.instance_id: n.ip for n in outcome.nodes}
+    for node_id, ip in outcome.result.ready.items():
+        if ip and held.get(node_id) != ip:
+            store.update_nodes(ctx.conn, [node_id], private_ip=ip)
+
+
 def _node_step(ctx: StepContext) -> None:
+    """Record the node call's outcome: the nodes it confirmed reach their target, the others fail."""
     task_type = ctx.lease.task_type
     target = NODE_TARGET[task_type]
-    failed: list[str] = []
-    done: list[str] = []
-    for node in store.cluster_nodes(ctx.conn, ctx.lease.cluster_id, ctx.targets):
-        if ctx.provider.node_fails(task_type, node["hostname"]):
-            failed.append(node["id"])
-            ctx.errors.append(
-                {
-                    "Code": "NodeFailed",
-                    "Message": f"{NODE_ACTION[task_type]} failed on {node['hostname']}",
-                    "InstanceId": node["id"],
-                }
-            )
-            ctx.log("error", f"{NODE_ACTION[task_type]} failed on {node['hostname']} ({node['id']}).")
-        else:
-            done.append(node["id"])
+    outcome = ctx.outcome if ctx.outcome is not None else Outcome("nodes")
     action = NODE_ACTION[task_type]
     if target is None and str(ctx.lease.request.get("ReleaseInstance", "true")).lower() == "false":
         action = "UntrackInstances"
-    ctx.provider.call(ctx.conn, ctx.token, action, done)
+    failed: list[str] = []
+    for node in outcome.faulted:
+        failed.append(node.instance_id)
+        ctx.errors.append(
+            {
+                "Code": "NodeFailed",
+                "Message": f"{NODE_ACTION[task_type]} failed on {node.hostname}",
+                "InstanceId": node.instance_id,
+            }
+        )
+        ctx.log("error", f"{NODE_ACTION[task_type]} failed on {node.hostname} ({node.instance_id}).")
+    for node in outcome.nodes:
+        reason = outcome.result.failed.get(node.instance_id)
+        if reason is None and node.instance_id in outcome.result.ready:
+            continue
+        failed.append(node.instance_id)
+        reason = reason or "the provider did not confirm it"
+        message = f"{NODE_ACTION[task_type]} failed on {node.hostname}: {reason}"
+        ctx.errors.append({"Code": "NodeFailed", "Message": message, "InstanceId": node.instance_id})
+        ctx.log("error", f"{message} ({node.instance_id}).")
+    done = [n.instance_id for n in outcome.nodes if n.instance_id not in failed]
     ctx.log("info", f"{action}: {len(done)} of {len(done) + len(failed)} nodes done.")
     store.update_nodes(ctx.conn, failed, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
     if target is None:
         store.update_nodes(ctx.conn, done, deleted_at=ctx.now, updated_at=ctx.now, task_id=None)
     else:
         store.update_nodes(ctx.conn, done, status=target.value, updated_at=ctx.now)
+        _addresses(ctx, outcome)
     ctx.lease.state["failed"] = failed
 
 

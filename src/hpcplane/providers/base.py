@@ -1,4 +1,13 @@
-"""The provider interface: what a task step asks of the cloud."""
+"""The provider interface: what a task step asks of the cloud, and what it observes.
+
+Clusters and nodes (this part): idempotent, token-keyed "make it so" calls that take no database
+connection. The engine calls them outside any transaction of its own, with the step's token (TaskId,
+step), and records the effect only after the provider confirms it (`NodesOutcome`). A provider must
+treat a repeated token as the same call and return what it returned the first time. A call may take
+long (a real daemon registering): the engine keeps the task's lease alive meanwhile. A failure of the
+whole call is a typed error (`ProviderFailed`, `InvalidParams`); a failure of one node is its entry in
+`NodesOutcome.failed`.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +19,72 @@ from sqlalchemy import Connection
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.faults import Fault
 from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
+from hpcplane.providers.nodes import NodeRef, NodesOutcome, NodeState
 
 
 class Provider(Protocol):
-    """Acts on instances. Every call carries an idempotency token made of (TaskId, step): a provider
-    outside our database must treat a repeated token as the same call; the simulated one lives in
-    our database and applies its effects in the step's own transaction, so they happen exactly once."""
+    """Acts on clusters, nodes and jobs; engine, services and API never know which one is behind it."""
 
-    def call(self, conn: Connection, token: str, action: str, instance_ids: list[str]) -> None: ...
+    @property
+    def name(self) -> str:
+        """What the cluster's `provider` column records (simulated, local)."""
+        ...
+
+    @property
+    def owner_host(self) -> str | None:
+        """The machine whose workers alone may act on this provider's clusters; None: any worker."""
+        ...
+
+    # --- Clusters and nodes ----------------------------------------------------------------------
+
+    def prepare_cluster(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """The cluster's network and its manager and login nodes exist (CreateCluster run-instances)."""
+        ...
+
+    def ensure_controller(self, token: str, cluster_id: str) -> None:
+        """The cluster's scheduler runs (CreateCluster install-scheduler); raises when it cannot."""
+        ...
+
+    def ensure_nodes_running(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, new: bool
+    ) -> NodesOutcome:
+        """These nodes exist, run and are registered with the scheduler; `new`: just created
+        (CreateCluster, AddNodes), else started again (StartNodes)."""
+        ...
+
+    def ensure_nodes_stopped(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """These nodes are drained and stopped (StopNodes)."""
+        ...
+
+    def reset_nodes(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """These nodes' state wiped and started clean, once per token (ResetNodes, RecoverCluster)."""
+        ...
+
+    def ensure_nodes_absent(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, release: bool
+    ) -> NodesOutcome:
+        """These nodes are out of the cluster; `release`: their instances are gone too (DeleteNodes)."""
+        ...
+
+    def ensure_cluster_stopped(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """Every daemon of the cluster stopped (StopCluster)."""
+        ...
+
+    def ensure_cluster_running(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """Every daemon the cluster wants runs again (StartCluster, recovery after a reboot)."""
+        ...
+
+    def destroy_cluster(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, release: bool
+    ) -> NodesOutcome:
+        """Nothing of the cluster is left (DeleteCluster)."""
+        ...
+
+    def observe_nodes(self, cluster_id: str) -> list[NodeState] | None:
+        """The cluster's nodes as they are now; None when the provider has nothing to observe."""
+        ...
+
+    # --- The simulated cloud's knobs (a real provider: no delay, no injected fault) --------------
 
     def step_delay(self) -> float: ...
 

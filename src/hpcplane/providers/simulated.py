@@ -14,16 +14,26 @@ from hpcplane.domain.tasks import TaskType
 from hpcplane.providers import simulated_jobs
 from hpcplane.providers.faults import Fault, Faults
 from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
+from hpcplane.providers.nodes import NodeRef, NodesOutcome, NodeState
+from hpcplane.store import simcalls
+from hpcplane.store.db import Database
 from hpcplane.store.tables import sim_calls
 
 
 class SimulatedCloud:
-    """Step durations with jitter, a capacity limit, and injected faults; deterministic for a seed."""
+    """Step durations with jitter, a capacity limit, and injected faults; deterministic for a seed.
+
+    Its instances are the store's own node rows: a node call only logs what it was asked (a sim_calls
+    row, in its own transaction, once per token) and confirms every node it was given."""
+
+    name = "simulated"
+    owner_host: str | None = None
 
     def __init__(
         self,
         clock: Clock,
         *,
+        db: Database | None = None,
         step_seconds: float,
         jitter: float,
         capacity: int,
@@ -32,6 +42,7 @@ class SimulatedCloud:
         job_seconds: float = 30.0,
         job_fail_rate: float = 0.0,
     ) -> None:
+        self._db = db
         self._job_seconds = job_seconds
         self._job_fail_rate = job_fail_rate
         self._clock = clock
@@ -56,6 +67,59 @@ class SimulatedCloud:
                 token=token, action=action, instance_ids=json.dumps(instance_ids), at=now
             )
         )
+
+    # --- Clusters and nodes: the contract of providers/base.py --------------------------------------
+
+    def prepare_cluster(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        return NodesOutcome.all_ready(nodes)  # the network and the nodes' rows exist with the cluster
+
+    def ensure_controller(self, token: str, cluster_id: str) -> None:
+        return None  # the simulated scheduler needs nothing started
+
+    def ensure_nodes_running(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, new: bool
+    ) -> NodesOutcome:
+        return self._log(token, "RunInstances" if new else "StartInstances", nodes)
+
+    def ensure_nodes_stopped(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        return self._log(token, "StopInstances", nodes)
+
+    def reset_nodes(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        return self._log(token, "ReInitDisks", nodes)
+
+    def ensure_nodes_absent(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, release: bool
+    ) -> NodesOutcome:
+        return self._log(token, "DeleteInstances" if release else "UntrackInstances", nodes)
+
+    def ensure_cluster_stopped(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        return self._log(token, "StopInstances", nodes)
+
+    def ensure_cluster_running(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        return self._log(token, "StartInstances", nodes)
+
+    def destroy_cluster(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, release: bool
+    ) -> NodesOutcome:
+        return self._log(token, "DeleteInstances" if release else "UntrackInstances", nodes)
+
+    def observe_nodes(self, cluster_id: str) -> list[NodeState] | None:
+        return None  # the store's rows are the simulated cloud's truth
+
+    def _log(self, token: str, action: str, nodes: list[NodeRef]) -> NodesOutcome:
+        """One sim_calls row per token, in its own transaction; a repeated token confirms the same."""
+        if self._db is None:
+            raise RuntimeError("the simulated cloud needs its store to act on nodes")
+        with self._db.write() as conn:
+            simcalls.record_once(
+                conn,
+                token,
+                action,
+                [n.instance_id for n in nodes],
+                self._clock.now(),
+                postgres=self._db.is_postgres,
+            )
+        return NodesOutcome.all_ready(nodes)
 
     def step_delay(self) -> float:
         if self._step_seconds == 0:

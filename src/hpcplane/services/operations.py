@@ -27,6 +27,7 @@ from hpcplane.domain.plans import plan_for
 from hpcplane.domain.resources import ClusterStatus, NodeStatus, Role, check_cluster, check_node
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.base import Provider
+from hpcplane.providers.nodes import NodeRef
 from hpcplane.services.tasks import request_json
 from hpcplane.store import accounts as account_store
 from hpcplane.store import clusters as cluster_store
@@ -166,6 +167,8 @@ class Operations:
             "account_id": who.account.id,
             "region_id": self._region,
             "status": ClusterStatus.UNINIT.value,
+            "provider": self._provider.name,
+            "host": self._provider.owner_host,
             "client_token": spec.client_token,
             "task_id": task_id,
             "created_at": now,
@@ -277,11 +280,19 @@ class Operations:
             node_ids = self._lock_nodes(
                 conn, who, TaskType.DELETE_COMPUTES, cluster_id, instances, Role.COMPUTE
             )
-            action = "DeleteInstances" if release else "UntrackInstances"
-            self._provider.call(conn, f"{request_id}:sync", action, node_ids)
+            refs = [
+                NodeRef(n["id"], n["hostname"], n["role"], n["private_ip"])
+                for n in cluster_store.cluster_nodes(conn, cluster_id, node_ids)
+            ]
+        # The provider acts outside the transaction; the store records what it confirmed.
+        outcome = self._provider.ensure_nodes_absent(f"{request_id}:sync", cluster_id, refs, release=release)
+        with self._db.write() as conn:
             now = self._clock.now()
             cluster_store.update_nodes(
-                conn, node_ids, status=NodeStatus.RELEASING.value, deleted_at=now, updated_at=now
+                conn, list(outcome.ready), status=NodeStatus.RELEASING.value, deleted_at=now, updated_at=now
+            )
+            cluster_store.update_nodes(
+                conn, list(outcome.failed), status=NodeStatus.EXCEPTION.value, updated_at=now
             )
 
     # --- shared ---------------------------------------------------------------------------------

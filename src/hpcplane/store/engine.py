@@ -77,10 +77,15 @@ def claim(
     limit: int,
     postgres: bool,
     task_id: str | None = None,
+    host: str | None = None,
 ) -> list[Lease]:
-    """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost."""
+    """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost.
+    Only tasks bound to no host, or to `host` (a local cluster's owner), are taken."""
     candidates = (
-        select(tasks.c.seq, tasks.c.lease_owner).where(_due(now)).order_by(tasks.c.run_after).limit(limit)
+        select(tasks.c.seq, tasks.c.lease_owner)
+        .where(_due(now), or_(tasks.c.host.is_(None), tasks.c.host == host))
+        .order_by(tasks.c.run_after)
+        .limit(limit)
     )
     if task_id is not None:
         candidates = candidates.where(tasks.c.task_id == task_id)

@@ -110,7 +110,11 @@ clusters = Table(
     # How many task rows the cluster has (kept with every insert and purge): ListTasks' TotalCount with
     # Archived=true without counting, whatever the history's size.
     Column("task_count", BigInteger, nullable=False, server_default="0"),
+    # The provider that acts on the cluster, and the machine whose workers alone may (None: any).
+    Column("provider", String(32), nullable=False, server_default="simulated"),
+    Column("host", String(255), nullable=True),
     Index(None, "account_id", "created_at"),
+    Index("ix_clusters_host", "host"),
 )
 
 nodes = Table(
@@ -168,6 +172,8 @@ tasks = Table(
     Column("lost_attempts", Integer, nullable=False, server_default="0"),
     Column("client_token", String(64), nullable=True),
     Column("params_hash", String(64), nullable=True),
+    # The cluster's owning host, copied at creation: only that host's workers claim the task.
+    Column("host", String(255), nullable=True),
     # ListTasks with Archived=true: one cluster's tasks, newest first, ties broken by seq.
     Index("ix_tasks_cluster_created", "cluster_id", "created_at", "seq"),
     # ListTasks with Archived=false: the (few) tasks still running, found without scanning history.

@@ -66,6 +66,8 @@ def insert_task(conn: Connection, task: NewTask, now: datetime) -> None:
             run_after=task.run_after,
             client_token=task.client_token,
             params_hash=task.params_hash,
+            # The cluster's owning host (None for a provider any worker may act for): claim() filters on it.
+            host=select(clusters.c.host).where(clusters.c.id == task.cluster_id).scalar_subquery(),
         )
     )
     events.record_created(conn, values, now)

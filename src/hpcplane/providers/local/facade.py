@@ -38,6 +38,29 @@ class LocalClusters(Workload):
             record = self._load_or_plan(cluster_id, manager, login)
             return self._once(record, token, "ensure_controller", lambda: self._bring_up(record))
 
+    def ensure_network(
+        self, token: str, cluster_id: str, *, manager: str = "manager", login: str = "login"
+    ) -> dict[str, str]:
+        """The bridge and subnet, and the manager and login namespaces (no daemon yet): host name -> IP.
+
+        The first half of `ensure_controller`, for a CreateCluster step of its own (run-instances)."""
+        for name in (manager, login):
+            check_hostname(name)
+        with self.store.locked(cluster_id):
+            record = self._load_or_plan(cluster_id, manager, login)
+
+            def work() -> dict[str, str]:
+                machine = self._machine(record)
+                machine.layout()
+                machine.write_config()
+                machine.ensure_bridge()
+                for node in record.nodes:
+                    if node.role != "compute":
+                        machine.ensure_node_namespace(node)
+                return {n.hostname: n.address for n in record.nodes if n.role != "compute"}
+
+            return self._once(record, token, "ensure_network", work)
+
     def _load_or_plan(self, cluster_id: str, manager: str, login: str) -> ClusterRecord:
         if self.store.exists(cluster_id):
             return self.store.load(cluster_id)
