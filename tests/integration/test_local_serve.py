@@ -162,11 +162,16 @@ def kill_during(
     """kill -9 the server (its in-process worker) once the task reached `step`, then start it again."""
     index = [base(s) for s in PLANS[kind]].index(step) + 1
 
+    seen: dict[str, Any] = {}
+
     def reached() -> bool:
         body = server.call(KIND, key, "ListTasks", ClusterId=cluster_id, TaskId=task_id)
-        return int(body["Tasks"][0]["CurrentStep"]) >= index - 1  # type: ignore[index]
+        seen.update(body["Tasks"][0])  # type: ignore[index]
+        return int(seen["CurrentStep"]) >= index - 1
 
     poll(reached, 120, f"{task_id} at {step}")
+    # The provider's call of `step` is in flight: the step before it is recorded, `step` is not.
+    assert (seen["Status"], seen["CurrentStep"]) == ("Processing", index - 1), seen
     assert server.process is not None
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
@@ -261,6 +266,33 @@ def test_a_slurmd_killed_by_hand_is_seen_down(
     body = server.call(KIND, key, "ResetNodes", ClusterId=cluster, Instance=instances(nodes, "compute1"))
     assert wait_task(server, key, cluster, str(body["TaskId"]))["Status"] == "Success"
     assert listed(server, key, cluster)["compute1"]["Status"] == "running"
+
+
+def daemon_runs(pid_file: Path, name: bytes) -> bool:
+    try:
+        pid = int(pid_file.read_text())
+        return name in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def test_stop_and_start_the_cluster(
+    server: LiveServer, key: dict[str, str], cluster: str, home: Path
+) -> None:
+    """StopCluster stops every daemon (namespaces stay); StartCluster brings them back, registered."""
+    paths = store(home).paths(cluster)
+    body = server.call(KIND, key, "StopCluster", ClusterId=cluster)
+    assert wait_task(server, key, cluster, str(body["TaskId"]))["Status"] == "Success"
+    assert not daemon_runs(paths.slurmctld_pid, b"slurmctld")
+    assert [h for h in ("compute0", "compute1", "compute2") if slurmd_pid(home, cluster, h)] == []
+    assert {n["Status"] for n in listed(server, key, cluster).values()} == {"stopped"}
+    assert netns_exists(home, cluster, "compute0")
+    body = server.call(KIND, key, "StartCluster", ClusterId=cluster)
+    assert wait_task(server, key, cluster, str(body["TaskId"]))["Status"] == "Success"
+    assert daemon_runs(paths.slurmctld_pid, b"slurmctld")
+    assert {n["Status"] for n in listed(server, key, cluster).values()} == {"running"}
+    slurm = slurm_nodes(home, cluster)
+    assert all(slurm[h].is_registered for h in ("compute0", "compute1", "compute2"))
 
 
 def test_delete_nodes_survives_a_killed_worker(

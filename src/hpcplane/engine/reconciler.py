@@ -63,13 +63,16 @@ class Reconciler:
             owned = store.owned_clusters(conn, self._host, ClusterStatus.RUNNING.value)
         changed = 0
         for cluster_id in owned:
+            # Read before observing: a node a task changes meanwhile no longer matches `was` below.
+            with self._db.read() as conn:
+                before = store.idle_nodes(conn, cluster_id)
             states = self._provider.observe_nodes(cluster_id)
             if states is None:
                 continue
             by_host = {s.hostname: s.status for s in states}
             with self._db.write() as conn:
                 now = self._clock.now()
-                for node in store.idle_nodes(conn, cluster_id):
+                for node in before:
                     seen = by_host.get(node["hostname"])
                     if seen is None or node["status"] not in OBSERVED or seen == node["status"]:
                         continue
