@@ -3,6 +3,7 @@
 One real cluster (two compute nodes, then a third) is shared by the tests of this module, in order:
 each step's test checks ListNodes against the machine. The worker is killed (kill -9 of the server)
 during AddNodes and during DeleteNodes; the restarted server finishes both, and the machine matches.
+After a reboot (everything of the cluster swept but its record) the restarted worker brings it back.
 """
 
 from __future__ import annotations
@@ -306,6 +307,28 @@ def test_delete_nodes_survives_a_killed_worker(
     assert sorted(listed(server, key, cluster)) == ["compute0", "compute1", "login0", "manager0"]
     assert not netns_exists(home, cluster, "compute2")
     assert sorted(slurm_nodes(home, cluster)) == ["compute0", "compute1"]
+
+
+def test_after_a_reboot_the_restarted_worker_brings_the_cluster_back(
+    server: LiveServer, key: dict[str, str], cluster: str, home: Path
+) -> None:
+    """A reboot, as the machine sees it: no namespace, veth, bridge, mount or daemon of the cluster left,
+    only its record. The restarted worker's first reconciler round rebuilds and starts it."""
+    server.stop()
+    swept = cleanup.sweep(PREFIX, home)
+    assert swept.namespaces
+    assert not cleanup.find(PREFIX, home)
+    server.start()
+
+    def back() -> bool:
+        try:
+            slurm = slurm_nodes(home, cluster)
+        except subprocess.CalledProcessError:  # the login namespace is not back yet
+            return False
+        return all(h in slurm and slurm[h].is_registered for h in ("compute0", "compute1"))
+
+    poll(back, 120, "the cluster back after the reboot")
+    assert {n["Status"] for n in listed(server, key, cluster).values()} == {"running"}
 
 
 def test_delete_cluster_leaves_nothing_behind(
