@@ -4,6 +4,7 @@ whose confirmed outcome alone reaches the store; and host-bound claims (migratio
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,54 @@ def test_tasks_of_a_cluster_bound_to_another_host_are_not_claimed(services: Serv
     services.engine.host = "elsewhere"
     [lease] = services.engine.claim(4)
     assert lease.task_id == theirs
+
+
+class Slow(SimulatedCloud):
+    """A provider whose node call takes longer than the lease (a real slurmd registering)."""
+
+    def __init__(self, services: Services, seconds: float) -> None:
+        super().__init__(
+            services.clock,
+            db=services.engine.db,
+            step_seconds=0,
+            jitter=0,
+            capacity=100,
+            seed=0,
+            faults=Faults(),
+        )
+        self.seconds = seconds
+
+    def ensure_nodes_running(
+        self, token: str, cluster_id: str, nodes_: list[NodeRef], *, new: bool
+    ) -> NodesOutcome:
+        time.sleep(self.seconds)
+        return super().ensure_nodes_running(token, cluster_id, nodes_, new=new)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_long_provider_call_keeps_its_lease(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A call twice as long as the lease: the heartbeat keeps the lease, the task is never taken over."""
+    url = database_url(request, backend, tmp_path)
+    settings = Settings(
+        home=tmp_path / "home", database_url=url, redis_url=None, sim_step_seconds=0.0, lease_seconds=1.5
+    )
+    services = build_services(settings)
+    try:
+        services.engine.provider = Slow(services, seconds=3.0)
+        _, task_id = create(services, principal(services))
+        services.start_worker()
+        deadline = time.monotonic() + 60
+        while task(services, task_id)[0] == "Processing" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert task(services, task_id)[0] == "Success"
+        with services.db.read() as conn:
+            lost = conn.execute(select(tasks.c.lost_attempts).where(tasks.c.task_id == task_id)).scalar_one()
+            calls = conn.execute(
+                select(sim_calls.c.token).where(sim_calls.c.token.like(f"{task_id}:%"))
+            ).all()
+        assert lost == 0
+        assert len(calls) == 1
+    finally:
+        services.close()
