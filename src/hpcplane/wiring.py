@@ -240,7 +240,7 @@ def build_services(
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         max_step_seconds=settings.max_step_seconds,
-        host=socket.gethostname(),
+        host=provider.owner_host,  # None (simulated): only tasks bound to no host
     )
     services = Services(
         settings=settings,
