@@ -219,6 +219,7 @@ def build_services(
         job_seconds=settings.sim_job_seconds,
         job_fail_rate=settings.sim_job_fail_rate,
     )
+    provider.attach_journal(db)
     engine_db = (
         Database(
             settings.effective_database_url,
@@ -271,7 +272,7 @@ def build_services(
         limiter=build_limiter(settings),
         cluster_admin=ClusterAdmin(db, clock),
         templates=TemplateService(db, clock),
-        users=UserService(db, clock),
+        users=UserService(db, clock, provider),
         queues=QueueService(db, clock),
         jobs=JobService(db, clock, provider),
         autoscale=AutoscaleService(
