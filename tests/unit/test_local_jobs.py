@@ -150,7 +150,17 @@ def test_slurm_states_as_ours(states: list[str], ours: str) -> None:
     tasks = parse_jobs(
         "\n".join(f"JobId={7 + i} ArrayJobId=7 JobState={s} ExitCode=1:0" for i, s in enumerate(states))
     )
-    assert job_state(tasks)[0] == ours
+    seen = job_state(tasks)
+    assert seen is not None
+    assert seen[0] == ours
+
+
+def test_a_completing_job_is_left_as_it_was() -> None:
+    """COMPLETING (ending, or on its way back to the queue after a requeue) changes nothing yet."""
+    ending = parse_jobs("JobId=7 JobState=COMPLETING\nJobId=8 ArrayJobId=7 JobState=COMPLETED")
+    assert job_state(ending) is None
+    running = parse_jobs("JobId=7 JobState=COMPLETING\nJobId=8 ArrayJobId=7 JobState=RUNNING")
+    assert job_state(running) == (RUNNING, "")
 
 
 class ScriptedRunner:

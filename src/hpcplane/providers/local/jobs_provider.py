@@ -82,10 +82,13 @@ def job_request(job: JobSubmission) -> JobRequest:
     )
 
 
-def job_state(tasks: list[SlurmJob]) -> tuple[str, str]:
-    """Our state of a Slurm job (every task of an array) and a comment saying why, from Slurm's."""
-    if any(task.is_running for task in tasks):
+def job_state(tasks: list[SlurmJob]) -> tuple[str, str] | None:
+    """Our state of a Slurm job (every task of an array) and a comment saying why, from Slurm's; None
+    while it is only COMPLETING (ending, or being requeued: what comes next says which)."""
+    if any(task.is_running and task.state != "COMPLETING" for task in tasks):
         return RUNNING, ""
+    if any(task.state == "COMPLETING" for task in tasks):
+        return None
     if any(task.is_pending or not task.is_finished for task in tasks):
         reason = next((t.reason for t in tasks if t.reason not in ("", "None")), "")
         return QUEUED, f"pending: {reason}" if reason else ""
@@ -132,7 +135,24 @@ class LocalJobs:
         build_sbatch(job_request(job), self._home(record, job.runas_user), "check")
 
     def submit_job(self, token: str, job: JobSubmission) -> str:
+        """sbatch as the user's account; the directories of its output files and working directory are
+        made first, as the user (Slurm fails a job whose output it cannot open: JobLaunchFailure)."""
         self.check_job(job)
+        record = self._record(job.cluster_id)
+        account, home = self._account(record, job.runas_user), self._home(record, job.runas_user)
+        directories = [
+            str(PurePosixPath(output_path(name, path, home)).parent)
+            for name, path in (
+                ("StdoutRedirectPath", job.stdout_redirect_path),
+                ("StderrRedirectPath", job.stderr_redirect_path),
+            )
+            if path
+        ]
+        if job.package_path:
+            directories.append(output_path("PackagePath", job.package_path, home))
+        if directories:
+            what = f"make the job's directories as {job.runas_user}"
+            _as_user(account, home, 'mkdir -p -- "$@"', directories, b"", what)
         return self.clusters.submit_job(token, job.cluster_id, job_request(job))
 
     def cancel_job(self, token: str, cluster_id: str, job_id: str) -> None:
@@ -175,7 +195,10 @@ class LocalJobs:
             if not tasks:
                 state, comment, hosts = FAILED, "Slurm no longer knows the job", job.node_list
             else:
-                state, comment = job_state(tasks)
+                seen = job_state(tasks)
+                if seen is None:
+                    continue
+                state, comment = seen
                 hosts = tuple(dict.fromkeys(h for task in tasks for h in task.node_list))
             if state == job.state and hosts == job.node_list:
                 continue
@@ -208,22 +231,29 @@ class LocalJobs:
         target = output_path("TargetFile", path, home)
         if len(content) > MAX_JOB_FILE:
             raise InvalidParams("Content", f"at most {MAX_JOB_FILE} bytes")
-        entry = pwd.getpwnam(account)
-        done = subprocess.run(  # noqa: S603 - fixed argv, the path passed as an argument, no shell string
-            ["/bin/sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", target],
-            input=content,
-            capture_output=True,
-            env={**BASE_ENV, "HOME": str(home)},
-            user=entry.pw_uid,
-            group=entry.pw_gid,
-            extra_groups=[],
-            cwd=str(home),
-            timeout=30,
-            check=False,
-        )
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["failed"]
-            raise ProviderFailed(what=f"write {path} as {owner}", reason=reason[0][:300])
+        script = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
+        _as_user(account, home, script, [target], content, f"write {path} as {owner}")
 
     def ensure_user(self, token: str, cluster_id: str, name: str) -> None:
         self.clusters.ensure_user(token, cluster_id, local_user_name(name))
+
+
+def _as_user(account: str, home: PurePosixPath, script: str, args: list[str], data: bytes, what: str) -> None:
+    """A fixed shell script run as the account (its uid, its group only), paths passed as arguments."""
+    entry = pwd.getpwnam(account)
+    done = subprocess.run(  # noqa: S603 - fixed argv; the paths are arguments, never part of the script
+        ["/bin/sh", "-c", script, "sh", *args],
+        input=data,
+        capture_output=True,
+        env={**BASE_ENV, "HOME": str(home)},
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=[],
+        cwd=str(home),
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1] if lines else f"exit status {done.returncode}"
+        raise ProviderFailed(what=what, reason=reason[:300])
