@@ -19,6 +19,7 @@ What a crash leaves, and how it converges (docs/providers.md, "Jobs and users: t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,19 +237,17 @@ class JobService:
         return self._provider.job_log(store.record(self.get(who, cluster_id, job_id)))
 
     def stop(self, who: Principal, cluster_id: str, job_ids: list[str], *, delete: bool = False) -> None:
-        """StopJobs (and DeleteJobs): an active job is cancelled and ends STOPPED; a deleted job is gone."""
+        """StopJobs (and DeleteJobs): an active job is cancelled and ends STOPPED; a deleted job is gone.
+        If the provider fails on one job, the jobs it did cancel are recorded before the error is raised."""
         with self._db.write() as conn:
             owned_cluster(conn, who, cluster_id)
             found = _known(conn, cluster_id, job_ids)
-        for job_id, job in found.items():
-            if job["state"] in ACTIVE:
-                token = job_token(cluster_id, job_id, "cancel", job["updated_at"])
-                self._provider.cancel_job(token, cluster_id, job_id)
+        done, failure = self._each(found, "cancel", lambda job: job["state"] in ACTIVE)
         with self._db.write() as conn:
             owned_cluster(conn, who, cluster_id)
             now = self._clock.now()
-            for job_id, job in store.get_jobs(conn, cluster_id, list(found)).items():
-                values: dict[str, Any] = {"updated_at": now}
+            for job_id, job in store.get_jobs(conn, cluster_id, done).items():
+                values: dict[str, Any] = {"updated_at": jobs_round.later(now, job["updated_at"])}
                 if job["state"] in ACTIVE and found[job_id]["state"] in ACTIVE:
                     values.update(
                         state=STOPPED, finished_at=now, comment="stopped by StopJobs", submission=None
@@ -256,21 +255,22 @@ class JobService:
                 if delete:
                     values["deleted_at"] = now
                 store.update_job(conn, cluster_id, job_id, **values)
+        if failure is not None:
+            raise failure
 
     def rerun(self, who: Principal, cluster_id: str, job_ids: list[str]) -> None:
-        """RerunJobs: a re-runnable job goes back to its queue, whatever its state."""
+        """RerunJobs: a re-runnable job goes back to its queue, whatever its state. If the provider fails
+        on one job, the jobs it did requeue are recorded before the error is raised."""
         with self._db.write() as conn:
             owned_cluster(conn, who, cluster_id)
             found = _known(conn, cluster_id, job_ids)
             if any(not job["re_runable"] for job in found.values()):
                 raise InvalidParams("Jobs", "names a job that is not re-runnable")
-        for job_id, job in found.items():
-            token = job_token(cluster_id, job_id, "requeue", job["updated_at"])
-            self._provider.requeue_job(token, cluster_id, job_id)
+        done, failure = self._each(found, "requeue", lambda job: True)
         with self._db.write() as conn:
             owned_cluster(conn, who, cluster_id)
             now = self._clock.now()
-            for job_id in found:
+            for job_id, job in store.get_jobs(conn, cluster_id, done).items():
                 store.update_job(
                     conn,
                     cluster_id,
@@ -281,8 +281,27 @@ class JobService:
                     ends_at=None,
                     finished_at=None,
                     comment="requeued by RerunJobs",
-                    updated_at=now,
+                    updated_at=jobs_round.later(now, job["updated_at"]),
                 )
+        if failure is not None:
+            raise failure
+
+    def _each(
+        self, found: dict[str, dict[str, Any]], op: str, acts: Callable[[dict[str, Any]], bool]
+    ) -> tuple[list[str], HpcplaneError | None]:
+        """`op` (cancel or requeue) through the provider for each job, in order, until one fails: the
+        jobs done (those it need not act on included) and the failure, if any."""
+        done: list[str] = []
+        for job_id, job in found.items():
+            if acts(job):
+                token = job_token(job["cluster_id"], job_id, op, job["updated_at"])
+                call = self._provider.cancel_job if op == "cancel" else self._provider.requeue_job
+                try:
+                    call(token, job["cluster_id"], job_id)
+                except HpcplaneError as error:
+                    return done, error
+            done.append(job_id)
+        return done, None
 
     def advance(self) -> int:
         """One scheduling round over every cluster with active jobs; returns how many jobs changed."""

@@ -8,16 +8,28 @@ so a StopJobs or RerunJobs recorded meanwhile is never overwritten by an older o
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection
 
 from hpcplane.clock import Clock
-from hpcplane.domain.errors import HpcplaneError
+from hpcplane.domain.errors import DbError, HpcplaneError
 from hpcplane.providers.base import JobsProvider
 from hpcplane.providers.jobs import ACTIVE, FAILED, STOPPED, JobSubmission, NodeSlot, submit_token
 from hpcplane.store import jobs as store
 from hpcplane.store.db import Database
+
+log = structlog.get_logger("hpcplane.jobs")
+TICK = timedelta(microseconds=1)
+
+
+def later(now: datetime, version: datetime) -> datetime:
+    """A job's next version: its updated_at always moves forward, even on a clock that stands still or
+    steps back, so a write conditioned on the version read never passes over a change made since."""
+    return max(now, version + TICK)
+
 
 Slots = Callable[[Connection, dict[str, Any]], list[NodeSlot]]
 
@@ -39,8 +51,9 @@ def withdraw(db: Database, clock: Clock, cluster_id: str, job_id: str) -> bool:
         if job is not None and job["submission"] is None and job["state"] != STOPPED:
             return False
         now = clock.now()
+        version = later(now, job["updated_at"]) if job is not None else now
         store.update_job(
-            conn, cluster_id, job_id, state=FAILED, submission=None, deleted_at=now, updated_at=now
+            conn, cluster_id, job_id, state=FAILED, submission=None, deleted_at=now, updated_at=version
         )
     return True
 
@@ -64,7 +77,7 @@ def _hand_over(db: Database, clock: Clock, provider: JobsProvider, job: dict[str
                 state=FAILED,
                 submission=None,
                 finished_at=now,
-                updated_at=now,
+                updated_at=later(now, job["updated_at"]),
                 comment=f"the scheduler refused the job: {error.message}"[:256],
             )
         return True
@@ -98,13 +111,22 @@ def _round(db: Database, clock: Clock, provider: JobsProvider, slots: Slots, clu
                 ends_at=update.ends_at,
                 finished_at=update.finished_at,
                 comment=update.comment,
-                updated_at=clock.now(),
+                updated_at=later(clock.now(), versions[update.job_id]),
             )
     return changed
 
 
 def advance(db: Database, clock: Clock, provider: JobsProvider, slots: Slots) -> int:
-    """One scheduling round over every cluster with active jobs; returns how many jobs changed."""
+    """One scheduling round over every cluster with active jobs; returns how many jobs changed. A
+    cluster whose provider fails is logged and tried next round; the others go on."""
     with db.read() as conn:
         cluster_ids = store.clusters_with_active_jobs(conn)
-    return sum(_round(db, clock, provider, slots, cluster_id) for cluster_id in cluster_ids)
+    changed = 0
+    for cluster_id in cluster_ids:
+        try:
+            changed += _round(db, clock, provider, slots, cluster_id)
+        except DbError:
+            raise  # the store itself: the ticker logs it and tries the whole round again
+        except HpcplaneError as error:
+            log.warning("jobs round failed", cluster_id=cluster_id, error=error.message)
+    return changed

@@ -240,7 +240,10 @@ class LocalJobs:
 
 def _as_user(account: str, home: PurePosixPath, script: str, args: list[str], data: bytes, what: str) -> None:
     """A fixed shell script run as the account (its uid, its group only), paths passed as arguments."""
-    entry = pwd.getpwnam(account)
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        raise ProviderFailed(what=what, reason=f"the account {account} does not exist") from None
     done = subprocess.run(  # noqa: S603 - fixed argv; the paths are arguments, never part of the script
         ["/bin/sh", "-c", script, "sh", *args],
         input=data,
