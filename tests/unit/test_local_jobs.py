@@ -168,6 +168,7 @@ class ScriptedRunner:
 
     def __init__(self) -> None:
         self.jobs = ""
+        self.down = False
         self.commands: list[tuple[str, ...]] = []
 
     def run(
@@ -181,6 +182,8 @@ class ScriptedRunner:
     ) -> Completed:
         self.commands.append(tuple(argv))
         if "show" in argv and "job" in argv:
+            if self.down:
+                return Completed(tuple(argv), 1, "", "Unable to contact slurm controller")
             wanted = argv[-1] if argv[-1].isdigit() else None
             lines = [line for line in self.jobs.splitlines() if wanted is None or f"JobId={wanted} " in line]
             return Completed(tuple(argv), 0, "\n".join(lines), "")
@@ -226,6 +229,11 @@ def test_observation_maps_our_job_to_slurms_through_its_token(
     runner.jobs = ""
     (lost,) = jobs.observe_jobs([_record(RUNNING, ("compute0",))], [], NOW)
     assert (lost.state, lost.comment) == (FAILED, "Slurm no longer knows the job")
+    runner.down = True  # slurmctld does not answer (the cluster stopped): nothing is concluded
+    assert jobs.observe_jobs([_record(RUNNING, ("compute0",))], [], NOW) == []
+    runner.down = False
+    jobs.clusters.store.paths("ehpc-a").record.unlink()  # no record any more (deleted): nor here
+    assert jobs.observe_jobs([_record(RUNNING, ("compute0",))], [], NOW) == []
 
 
 def test_cancel_and_requeue_act_only_where_slurm_has_the_job(local: tuple[LocalJobs, ScriptedRunner]) -> None:

@@ -178,13 +178,18 @@ class LocalJobs:
         self.clusters.requeue_job(token, cluster_id, slurm_id)
 
     def observe_jobs(self, jobs: list[JobRecord], nodes: list[NodeSlot], now: datetime) -> list[JobUpdate]:
-        """Slurm's state and NodeList of each job (Slurm schedules: `nodes` is not needed here)."""
+        """Slurm's state and NodeList of each job (Slurm schedules: `nodes` is not needed here). Nothing
+        changes while slurmctld does not answer (the cluster stopped, or deleted): jobs wait, as on the
+        simulated cloud a stopped cluster's jobs do."""
         if not jobs:
             return []
         cluster_id = jobs[0].cluster_id
+        answered = self.clusters.slurm_jobs_answered(cluster_id)
+        if answered is None:
+            return []
         record = self._record(cluster_id)
         by_id: dict[str, list[SlurmJob]] = {}
-        for task in self.clusters.observe_jobs(cluster_id):
+        for task in answered:
             by_id.setdefault(task.array_job_id or task.job_id, []).append(task)
         updates: list[JobUpdate] = []
         for job in jobs:
