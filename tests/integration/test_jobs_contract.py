@@ -146,6 +146,7 @@ def test_a_refused_submission_leaves_no_job(world: World) -> None:
     world.cloud.refuse_submit = True
     with pytest.raises(ProviderFailed):
         world.submit()
+    assert world.calls("CancelJob") == [f"{world.cluster_id}/1.manager/cancel/withdrawn"]
     with pytest.raises(InvalidParams):
         world.submit(JobQueue="nope")  # the API's own check: nothing reaches the provider
     listed = world.jobs.list_jobs(

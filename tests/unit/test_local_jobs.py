@@ -255,6 +255,11 @@ def test_cancel_and_requeue_act_only_where_slurm_has_the_job(local: tuple[LocalJ
     jobs.cancel_job("c3", "ehpc-a", "1.manager")
     acted = [c[-3:] for c in runner.commands if "requeue" in c or "scancel" in c]
     assert acted == [("scontrol", "requeue", "41"), ("--", "scancel", "41")]
+    # An sbatch that answered too late to be recorded: found by its comment, and cancelled.
+    runner.jobs = "JobId=52 JobName=j JobState=RUNNING Comment=hpcplane:ehpc-a/9.manager/submit"
+    assert jobs.slurm_id("ehpc-a", "9.manager") == "52"
+    jobs.cancel_job("c4", "ehpc-a", "9.manager")
+    assert runner.commands[-1][-2:] == ("scancel", "52")
 
 
 def test_a_job_file_outside_the_home_and_a_user_without_account_are_refused(

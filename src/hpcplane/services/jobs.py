@@ -187,6 +187,9 @@ class JobService:
             self._provider.submit_job(submit_token(cluster["id"], job_id), submission)
         except HpcplaneError:
             if jobs_round.withdraw(self._db, self._clock, cluster["id"], job_id):
+                # The job is gone for the caller: one the scheduler took anyway (an sbatch that answered
+                # after its timeout) must not run unseen.
+                jobs_round.cancel_quietly(self._provider, cluster["id"], job_id)
                 raise
             return job_id  # a round handed it over meanwhile: the job exists
         jobs_round.confirm(self._db, self._provider, cluster["id"], job_id)

@@ -43,6 +43,14 @@ def confirm(db: Database, provider: JobsProvider, cluster_id: str, job_id: str) 
         provider.cancel_job(f"{cluster_id}/{job_id}/cancel/late", cluster_id, job_id)
 
 
+def cancel_quietly(provider: JobsProvider, cluster_id: str, job_id: str) -> None:
+    """Make sure a withdrawn job does not run; a failure is logged (the caller's error is the news)."""
+    try:
+        provider.cancel_job(f"{cluster_id}/{job_id}/cancel/withdrawn", cluster_id, job_id)
+    except HpcplaneError as error:
+        log.warning("withdrawn job not cancelled", cluster_id=cluster_id, job_id=job_id, error=error.message)
+
+
 def withdraw(db: Database, clock: Clock, cluster_id: str, job_id: str) -> bool:
     """The hand-over failed and the caller is told so: the job never was. False when a round handed
     it over meanwhile (its submission confirmed), so it exists after all."""

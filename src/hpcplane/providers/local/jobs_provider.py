@@ -124,9 +124,15 @@ class LocalJobs:
         return account
 
     def slurm_id(self, cluster_id: str, job_id: str) -> str | None:
-        """Slurm's id of our job, once sbatch has answered for its submit token."""
-        done = self._record(cluster_id).tokens.get(submit_token(cluster_id, job_id))
-        return str(done["result"]) if done is not None and done.get("op") == "submit_job" else None
+        """Slurm's id of our job: the submit token's memo once sbatch has answered, else the Slurm job
+        whose comment is the token (an sbatch that answered too late to be recorded), else None."""
+        token = submit_token(cluster_id, job_id)
+        done = self._record(cluster_id).tokens.get(token)
+        if done is not None and done.get("op") == "submit_job":
+            return str(done["result"])
+        answered = self.clusters.slurm_jobs_answered(cluster_id) or []
+        found = [job for job in answered if job.comment == f"hpcplane:{token}"]
+        return (found[0].array_job_id or found[0].job_id) if found else None
 
     # --- the contract --------------------------------------------------------------------------
 
