@@ -272,7 +272,7 @@ def build_services(
         limiter=build_limiter(settings),
         cluster_admin=ClusterAdmin(db, clock),
         templates=TemplateService(db, clock),
-        users=UserService(db, clock),
+        users=UserService(db, clock, provider),
         queues=QueueService(db, clock),
         jobs=JobService(db, clock, provider),
         autoscale=AutoscaleService(

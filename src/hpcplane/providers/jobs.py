@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,66 @@ class JobUpdate:
     ends_at: datetime | None = None
     finished_at: datetime | None = None
     comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmission:
+    """Everything of a SubmitJob that may reach a scheduler: the job's identity, its resolved queue, and
+    each SDK parameter as the caller gave it (None when not given), so that a provider maps or refuses
+    every one of them and none is silently dropped. Stored (as JSON) until the provider confirms it."""
+
+    cluster_id: str
+    job_id: str
+    command_line: str
+    runas_user: str
+    queue: str
+    default_queue: bool  # the queue is the one the cluster's scheduler was installed with
+    name: str | None = None
+    node: int | None = None
+    task: int | None = None
+    thread: int | None = None
+    cpu: int | None = None
+    mem: str | None = None
+    gpu: int | None = None
+    clock_time: str | None = None
+    priority: int | None = None
+    variables: str | None = None
+    stdout_redirect_path: str | None = None
+    stderr_redirect_path: str | None = None
+    array_request: str | None = None
+    re_runable: bool | None = None
+    package_path: str | None = None
+    input_file_url: str | None = None
+    unzip_cmd: str | None = None
+    post_cmd_line: str | None = None
+    job_retry_count: int | None = None
+    job_retry_priority: int | None = None
+    job_retry_on_exit_code: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSubmission:
+        data: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def submit_token(cluster_id: str, job_id: str) -> str:
+    """The idempotency token of a job's submission: one per (cluster, seq), whoever retries it."""
+    return f"{cluster_id}/{job_id}/submit"
+
+
+def job_token(cluster_id: str, job_id: str, op: str, version: datetime) -> str:
+    """The token of a cancel or requeue: keyed by the job's row version (its updated_at), so a retry of
+    a call whose effect was never recorded is the same call, and a later call is a new one."""
+    return f"{cluster_id}/{job_id}/{op}/{version.isoformat()}"
+
+
+def user_token(cluster_id: str, name: str) -> str:
+    """The token of AddUsers' effect for one user: the account is made once per (cluster, name)."""
+    return f"{cluster_id}/user/{name}"
 
 
 # Job states: the three ListJobs documents, and the ends a job may also come to.

@@ -7,13 +7,13 @@ import random
 import threading
 from datetime import datetime
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
 from hpcplane.clock import Clock
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers import simulated_jobs
 from hpcplane.providers.faults import Fault, Faults
-from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
+from hpcplane.providers.jobs import JobRecord, JobSubmission, JobUpdate, NodeSlot
 from hpcplane.providers.nodes import NodeRef, NodesOutcome, NodeState
 from hpcplane.store import simcalls
 from hpcplane.store.db import Database
@@ -53,6 +53,8 @@ class SimulatedCloud:
         self._faults = faults
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._journal: Database | None = None
+        self.job_calls: list[tuple[str, str]] = []  # (token, action) when no journal is attached
 
     def retune(self, faults: Faults, step_seconds: float, jitter: float) -> None:
         """New faults and step timing at runtime (the control API's tuning)."""
@@ -141,16 +143,41 @@ class SimulatedCloud:
     def capacity(self) -> int:
         return self._capacity
 
-    # --- Jobs: the simulated scheduler (providers/simulated_jobs.py) ------------------------------
+    # --- Jobs and users: the simulated scheduler (providers/simulated_jobs.py) ------------------------
+    # Nothing runs: each effect is a line of the call log (sim_calls), written in the log's own
+    # transaction (never the caller's) and once per token, so a retried call leaves one line.
 
-    def submit_job(self, conn: Connection, job: JobRecord) -> None:
-        self.call(conn, f"{job.cluster_id}:{job.job_id}:submit", "SubmitJob", [])
+    def attach_journal(self, db: Database) -> None:
+        """Where job and user calls are logged; without one they are kept in memory (tests' own clouds)."""
+        self._journal = db
 
-    def cancel_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
-        self.call(conn, f"{cluster_id}:{job_id}:cancel", "CancelJob", [])
+    def _log_once(self, token: str, action: str, *, once: bool = True) -> None:
+        token = token[:128]
+        journal = self._journal or self._db
+        if journal is None:
+            with self._lock:
+                if not once or (token, action) not in self.job_calls:
+                    self.job_calls.append((token, action))
+            return
+        with journal.write() as conn:
+            seen = conn.execute(
+                select(sim_calls.c.id).where(sim_calls.c.token == token, sim_calls.c.action == action)
+            ).first()
+            if not once or seen is None:
+                self.call(conn, token, action, [])
 
-    def requeue_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
-        self.call(conn, f"{cluster_id}:{job_id}:requeue", "RequeueJob", [])
+    def check_job(self, job: JobSubmission) -> None:
+        """The simulated cloud can pretend to run anything the API accepts."""
+
+    def submit_job(self, token: str, job: JobSubmission) -> str:
+        self._log_once(token, "SubmitJob")
+        return job.job_id
+
+    def cancel_job(self, token: str, cluster_id: str, job_id: str) -> None:
+        self._log_once(token, "CancelJob")
+
+    def requeue_job(self, token: str, cluster_id: str, job_id: str) -> None:
+        self._log_once(token, "RequeueJob")
 
     def observe_jobs(self, jobs: list[JobRecord], nodes: list[NodeSlot], now: datetime) -> list[JobUpdate]:
         return simulated_jobs.observe(
@@ -160,8 +187,9 @@ class SimulatedCloud:
     def job_log(self, job: JobRecord) -> tuple[str, str]:
         return simulated_jobs.log(job)
 
-    def write_job_file(
-        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
-    ) -> None:
-        """Nothing is written anywhere: the call (not the content) is logged."""
-        self.call(conn, f"{cluster_id}:{owner}:file:{len(content)}:{path}"[:128], "CreateJobFile", [])
+    def write_job_file(self, token: str, cluster_id: str, owner: str, path: str, content: bytes) -> None:
+        """Nothing is written anywhere: the call (not the content) is logged, every time."""
+        self._log_once(token, "CreateJobFile", once=False)
+
+    def ensure_user(self, token: str, cluster_id: str, name: str) -> None:
+        self._log_once(token, "AddUser")

@@ -1,4 +1,11 @@
-"""A cluster's users: AddUsers, DeleteUsers, ModifyUserGroups, ModifyUserPasswords, ListUsers."""
+"""A cluster's users: AddUsers, DeleteUsers, ModifyUserGroups, ModifyUserPasswords, ListUsers.
+
+AddUsers makes each user exist where its jobs run through the provider (`ensure_user`, token-keyed by
+(cluster, name), outside the transaction) and records the users only after the provider confirms
+them all. A crash in between leaves accounts the store does not list; the caller's retry finds them
+(same tokens) and records them. DeleteUsers and the Modify calls change our record only: a local
+account stays until DeleteCluster, so the output files of its finished jobs stay readable.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from hpcplane.clock import Clock
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import ClusterNotFound, InvalidClusterStatus, InvalidParams
 from hpcplane.domain.resources import ClusterStatus
+from hpcplane.providers.base import JobsProvider
+from hpcplane.providers.jobs import user_token
 from hpcplane.services.clusters_admin import enabled, owned_cluster
 from hpcplane.services.passwords import hash_password
 from hpcplane.store import users as store
@@ -51,20 +60,28 @@ def visible_cluster(conn: Connection, who: Principal, cluster_id: str) -> views.
 
 
 class UserService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, provider: JobsProvider) -> None:
         self._db = db
         self._clock = clock
+        self._provider = provider
+
+    def _check_new(self, conn: Connection, who: Principal, cluster_id: str, entries: list[UserEntry]) -> None:
+        running_cluster(conn, who, cluster_id)
+        existing = store.user_names(conn, cluster_id)
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.name in existing or entry.name in seen:
+                raise InvalidParams(entry.param, "names a user that already exists")
+            seen.add(entry.name)
 
     def add(self, who: Principal, cluster_id: str, entries: list[UserEntry]) -> None:
         hashes = [hash_password(entry.password or "") for entry in entries]  # before the lock is taken
         with self._db.write() as conn:
-            running_cluster(conn, who, cluster_id)
-            existing = store.user_names(conn, cluster_id)
-            seen: set[str] = set()
-            for entry in entries:
-                if entry.name in existing or entry.name in seen:
-                    raise InvalidParams(entry.param, "names a user that already exists")
-                seen.add(entry.name)
+            self._check_new(conn, who, cluster_id, entries)
+        for entry in entries:
+            self._provider.ensure_user(user_token(cluster_id, entry.name), cluster_id, entry.name)
+        with self._db.write() as conn:
+            self._check_new(conn, who, cluster_id, entries)
             now = self._clock.now()
             store.insert_users(
                 conn,

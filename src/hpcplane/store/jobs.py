@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from hpcplane.providers.jobs import ACTIVE, ENDED, JobRecord
-from hpcplane.store.tables import jobs
+from hpcplane.store.tables import clusters, jobs
 
 
 def next_seq(conn: Connection, cluster_id: str) -> int:
@@ -107,3 +107,31 @@ def clock_seconds(text: str) -> float | None:
     for part in text.split(":"):
         total = total * 60 + int(part)
     return float(total)
+
+
+def update_job_if(conn: Connection, cluster_id: str, job_id: str, version: Any, **values: Any) -> bool:
+    """Update a job only if its row is still the version read (its updated_at): a write made from what a
+    provider said outside the transaction never overwrites a change made meanwhile."""
+    done = conn.execute(
+        update(jobs)
+        .where(jobs.c.cluster_id == cluster_id, jobs.c.id == job_id, jobs.c.updated_at == version)
+        .values(**values)
+    )
+    return bool(done.rowcount)
+
+
+def confirm_submission(conn: Connection, cluster_id: str, job_id: str) -> bool:
+    """The provider has the job: forget its submission. False when it was confirmed already."""
+    done = conn.execute(
+        update(jobs)
+        .where(jobs.c.cluster_id == cluster_id, jobs.c.id == job_id, jobs.c.submission.is_not(None))
+        .values(submission=None)
+    )
+    return bool(done.rowcount)
+
+
+def round_cluster(conn: Connection, cluster_id: str, *, lock: bool) -> dict[str, Any] | None:
+    """The cluster a scheduling round works on; `lock` serialises the rounds' writes for it."""
+    query = select(clusters).where(clusters.c.id == cluster_id)
+    row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+    return dict(row) if row is not None else None

@@ -477,6 +477,8 @@ jobs = Table(
     Column("finished_at", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("deleted_at", UtcDateTime, nullable=True),
+    # The JobSubmission (JSON) until the provider confirms it; NULL once it has (migration 0009).
+    Column("submission", Text, nullable=True),
     PrimaryKeyConstraint("cluster_id", "id"),
     Index(None, "cluster_id", "seq"),
     Index(None, "state"),

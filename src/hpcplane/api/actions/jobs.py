@@ -36,14 +36,25 @@ def _formatted(p: Params, name: str, width: int) -> str:
     return value
 
 
+def _given(p: Params, name: str, minimum: int, maximum: int) -> int | None:
+    """An integer parameter as given, or None when it was not (so a provider maps only what was asked)."""
+    if p.text(name) is None:
+        return None
+    return p.int(name, default=0, minimum=minimum, maximum=maximum)
+
+
 def read_submit(p: Params) -> JobSpec:
+    """Every SubmitJob parameter of the SDK is read: checked here as the model documents it, then mapped
+    or refused by the provider (Provider.check_job), never dropped unseen."""
     command = p.required_str("CommandLine", max_length=2048)
-    name = p.text("Name", max_length=64) or (command.split() or ["job"])[0][:64]
-    for formatted, width in (("Mem", 16), ("UnzipCmd", 16)):
-        _formatted(p, formatted, width)
-    p.int("Gpu", default=0, minimum=1, maximum=8)
-    task = p.int("Task", default=1, minimum=1, maximum=1000)
-    thread = p.int("Thread", default=1, minimum=1, maximum=1000)
+    given_name = p.text("Name", max_length=64)
+    name = given_name or (command.split() or ["job"])[0][:64]
+    mem = _formatted(p, "Mem", 16) or None
+    unzip = _formatted(p, "UnzipCmd", 16) or None
+    gpu = _given(p, "Gpu", 1, 8)
+    task = _given(p, "Task", 1, 1000)
+    thread = _given(p, "Thread", 1, 1000)
+    cpu = _given(p, "Cpu", 1, 1000)
     return JobSpec(
         cluster_id=_cluster(p),
         name=name,
@@ -51,7 +62,7 @@ def read_submit(p: Params) -> JobSpec:
         owner=p.required_str("RunasUser", max_length=30),
         queue=p.text("JobQueue", max_length=63),
         nodes=p.int("Node", default=1, minimum=1, maximum=500),
-        cpus=p.int("Cpu", default=task * thread, minimum=1, maximum=1000),
+        cpus=cpu if cpu is not None else (task or 1) * (thread or 1),
         priority=p.int("Priority", default=0, minimum=0, maximum=9),
         re_runable=p.bool("ReRunable", default=False),
         stdout_path=p.text("StdoutRedirectPath", max_length=512) or "",
@@ -60,6 +71,18 @@ def read_submit(p: Params) -> JobSpec:
         variables=p.text("Variables", max_length=2048) or "",
         array_request=_formatted(p, "ArrayRequest", 64),
         clock_time=_formatted(p, "ClockTime", 16),
+        given_name=given_name,
+        task=task,
+        thread=thread,
+        cpu=cpu,
+        mem=mem,
+        gpu=gpu,
+        input_file_url=p.text("InputFileUrl", max_length=1024),
+        unzip_cmd=unzip,
+        post_cmd_line=p.text("PostCmdLine", max_length=2048),
+        job_retry_count=_given(p, "JobRetry.Count", 0, 1000),
+        job_retry_priority=_given(p, "JobRetry.Priority", 0, 9),
+        job_retry_on_exit_code=_given(p, "JobRetry.OnExitCode", -(2**31), 2**31 - 1),
     )
 
 

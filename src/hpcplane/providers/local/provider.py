@@ -3,38 +3,35 @@
 Each call maps the store's nodes (instance id, host name, role) to the facade's host names and back:
 manager and login nodes are the cluster's controller, compute nodes its slurmd namespaces. Records
 live under HPCPLANE_HOME/local/; the owning host is this machine's name, so only its workers claim
-the tasks of its clusters. The job methods belong to the job half (`LocalJobs`, jobs_provider.py);
-until it is wired in they raise `NotSupportedOnProvider`.
+the tasks of its clusters. The job and user methods are the job half, inherited from `LocalJobs`
+(jobs_provider.py).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection
-
-from hpcplane.domain.errors import ClusterNotFound, InvalidParams, NotSupportedOnProvider, ProviderFailed
+from hpcplane.domain.errors import ClusterNotFound, InvalidParams, ProviderFailed
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.faults import Fault
-from hpcplane.providers.jobs import JobRecord, JobUpdate, NodeSlot
 from hpcplane.providers.local.core import NodesResult
 from hpcplane.providers.local.facade import LocalClusters
+from hpcplane.providers.local.jobs_provider import LocalJobs
 from hpcplane.providers.local.observe import NodeObservation
 from hpcplane.providers.nodes import NodeRef, NodesOutcome, NodeState
 
 NO_FAULT = Fault()
 
 
-class LocalProvider:
+class LocalProvider(LocalJobs):
     """Real clusters on this machine: no step delay, no injected fault, capacity bound by the machine."""
 
     name = "local"
 
     def __init__(self, clusters: LocalClusters, *, host: str | None = None, capacity: int = 64) -> None:
-        self.clusters = clusters
+        LocalJobs.__init__(self, clusters)
         self._host = host or socket.gethostname()
         self._capacity = capacity
 
@@ -181,28 +178,6 @@ class LocalProvider:
 
     def capacity(self) -> int:
         return self._capacity
-
-    # --- Jobs: h11b's LocalJobs (jobs_provider.py) replaces these -----------------------------------
-
-    def submit_job(self, conn: Connection, job: JobRecord) -> None:
-        raise NotSupportedOnProvider(operation="SubmitJob", provider=self.name)
-
-    def cancel_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
-        raise NotSupportedOnProvider(operation="StopJobs", provider=self.name)
-
-    def requeue_job(self, conn: Connection, cluster_id: str, job_id: str) -> None:
-        raise NotSupportedOnProvider(operation="RerunJobs", provider=self.name)
-
-    def observe_jobs(self, jobs: list[JobRecord], nodes: list[NodeSlot], now: datetime) -> list[JobUpdate]:
-        raise NotSupportedOnProvider(operation="ListJobs", provider=self.name)
-
-    def job_log(self, job: JobRecord) -> tuple[str, str]:
-        raise NotSupportedOnProvider(operation="GetJobLog", provider=self.name)
-
-    def write_job_file(
-        self, conn: Connection, cluster_id: str, owner: str, path: str, content: bytes
-    ) -> None:
-        raise NotSupportedOnProvider(operation="CreateJobFile", provider=self.name)
 
 
 def node_state(observed: NodeObservation) -> NodeState:

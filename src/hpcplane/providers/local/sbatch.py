@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import PurePosixPath
 
 from hpcplane.domain.errors import InvalidParams
 
-_MEM = re.compile(r"^(\d+)\s*(GB|MB|KB|G|M|K)?$", re.IGNORECASE)
+_MEM = re.compile(r"^(\d+(?:\.\d+)?)\s*(GB|MB|KB|G|M|K)?$", re.IGNORECASE)
 _CLOCK = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+)$")
 _ARRAY = re.compile(r"^(\d+)-(\d+)(?::(\d+))?$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,12 +65,13 @@ def _positive(name: str, value: int | None, *, maximum: int = 100_000) -> int | 
 
 
 def memory_mb(text: str) -> int:
-    """`Mem` (GB, MB or KB, case-insensitive; a bare number is MB) in whole MB, rounded up."""
+    """`Mem` (GB, MB or KB, case-insensitive, decimals allowed as the API's format has them; a bare number
+    is MB) in whole MB, rounded up."""
     match = _MEM.match(text.strip())
     if not match:
         raise InvalidParams("Mem", f"{text!r}: a number with GB, MB or KB")
-    amount, unit = int(match.group(1)), (match.group(2) or "MB").upper()[0]
-    kb = amount * {"G": 1024 * 1024, "M": 1024, "K": 1}[unit]
+    amount, unit = Fraction(match.group(1)), (match.group(2) or "MB").upper()[0]
+    kb = math.ceil(amount * {"G": 1024 * 1024, "M": 1024, "K": 1}[unit])
     if kb <= 0:
         raise InvalidParams("Mem", "must be more than zero")
     return -(-kb // 1024)

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 
 from hpcplane.domain.errors import InvalidParams, ProviderFailed
 from hpcplane.providers.local import commands as cmd
+from hpcplane.providers.local import slurmstate
 from hpcplane.providers.local.commands import last_line
 from hpcplane.providers.local.core import Core
 from hpcplane.providers.local.observe import JobOutput, read_output
@@ -93,6 +94,17 @@ class Workload(Core):
     def observe_jobs(self, cluster_id: str, job_id: str | None = None) -> list[SlurmJob]:
         machine = self._machine(self.store.load(cluster_id))
         return machine.slurm_jobs(_job_id(job_id) if job_id else None)
+
+    def slurm_jobs_answered(self, cluster_id: str) -> list[SlurmJob] | None:
+        """Every job slurmctld knows, or None when there is no answer to take (no record, the cluster
+        stopped, slurmctld down): never an empty list that would say every job is gone."""
+        if not self.store.exists(cluster_id):
+            return None
+        machine = self._machine(self.store.load(cluster_id))
+        done = machine.scontrol("show", "job", "-o", check=False)  # fails when slurmctld does not answer
+        if done.returncode != 0:
+            return None
+        return slurmstate.parse_jobs(done.stdout)
 
     def job_output(self, cluster_id: str, job_id: str) -> JobOutput:
         """The job's real stdout and stderr (the first task's, for an array)."""
