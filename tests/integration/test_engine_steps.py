@@ -29,7 +29,7 @@ from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.services.operations import AddSpec
 from hpcplane.store import clusters as cluster_store
-from hpcplane.store.tables import clusters, nodes, sim_calls, tasks
+from hpcplane.store.tables import clusters, nodes, sim_calls, task_events, tasks
 from hpcplane.wiring import Services, build_services
 from tests.integration.conftest import START, FakeClock, database_url
 
@@ -131,12 +131,11 @@ def add_task(services: Services, who: Principal, cluster_id: str, count: int, mi
 
 
 def run_to_end(engine: Engine) -> int:
-    """Claim and run until nothing is due; the number of leases run."""
+    """Claim and run until nothing is due, as a worker thread does (run_many); the number of leases run."""
     runs = 0
     while leases := engine.claim(4):
-        for lease in leases:
-            engine.run(lease)
-            runs += 1
+        engine.run_many(leases)
+        runs += len(leases)
     return runs
 
 
@@ -422,6 +421,42 @@ def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(build: Build) 
     row = task_row(services, task_id)
     assert (row.status, row.lost_attempts) == ("Success", 1)
     assert len(provider_calls(services, task_id)) == 1
+
+
+def test_tasks_run_side_by_side_commit_every_step_and_a_taken_over_one_is_fenced(build: Build) -> None:
+    """run_many (a worker thread's claim of several tasks): each task's steps are committed one by one, as
+    one event each with the step's CurrentStep, even those recorded together at a round's end; a task of
+    the batch taken over by another engine meanwhile is refused at its first step and left to that engine,
+    while the others run to their ends."""
+    services = build()
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    who = principal(services)
+    task_ids = [cluster_task(services, who, TaskType.STOP_CLUSTER, seeded(services, who)) for _ in range(3)]
+    first = services.engine.claim(3)
+    assert len(first) == 3
+    clock.advance(31)
+    second_engine = other_engine(services, "b")
+    [taken] = second_engine.claim(1, task_id=task_ids[1])
+    services.engine.run_many(first)
+    total = len(plan_for(TaskType.STOP_CLUSTER))
+    for task_id in (task_ids[0], task_ids[2]):
+        row = task_row(services, task_id)
+        assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 0)
+    row = task_row(services, task_ids[1])
+    assert (row.current_step, row.lease_owner, row.finished_at) == (0, "b", None)
+    assert provider_calls(services, task_ids[1]) == []
+    second_engine.run_many([taken])
+    row = task_row(services, task_ids[1])
+    assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 1)
+    with services.db.read() as conn:
+        seen = conn.execute(
+            select(task_events.c.task_id, task_events.c.current_step)
+            .where(task_events.c.kind != "created")
+            .order_by(task_events.c.id)
+        ).all()
+    for task_id in task_ids:
+        assert [step for who_, step in seen if who_ == task_id] == list(range(1, total + 1)), task_id
 
 
 def test_lease_lost_max_attempts_times_fails_the_task(build: Build) -> None:
