@@ -262,8 +262,11 @@ class Engine:
                 "errors": json.dumps(errors, separators=(",", ":")),
                 "updated_at": now,
                 "lease_expires_at": now + self.lease,
-                "run_after": now + timedelta(seconds=delay),
             }
+            if delay > 0:
+                # Kept as it was while the lease is (it is past): the step then changes no indexed column,
+                # and PostgreSQL updates the row in place (HOT) without touching the table's indexes.
+                values["run_after"] = now + timedelta(seconds=delay)
             if ctx.finished is not None:
                 values.update(
                     status=ctx.finished.value,
