@@ -91,6 +91,7 @@ class _Metrics:
         self.takeovers = Counter("hpcplane_lease_takeovers", "claims of a task whose lease had expired")
         # Children made once: labels() costs more than the addition itself.
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._step_children: dict[str, tuple[Any, Any, Any]] = {}
         self._lock = threading.Lock()
 
     def request(self, action: str, code: str, seconds: float) -> None:
@@ -105,6 +106,21 @@ class _Metrics:
             self.throttled.inc()
         elif code == "SignatureNonceUsed":
             self.nonces_refused.inc()
+
+    def step(self, task_type: str, seconds: float, first: bool) -> None:
+        children = self._step_children.get(task_type)
+        if children is None:
+            with self._lock:
+                children = (
+                    self.steps.labels(task_type),
+                    self.step_seconds.labels(task_type),
+                    self.tasks_started.labels(task_type),
+                )
+                self._step_children[task_type] = children
+        if first:
+            children[2].inc()
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 _metrics: _Metrics | None = None
@@ -125,11 +141,7 @@ def record_request(action: str, code: str, seconds: float) -> None:
 
 
 def record_step(task_type: str, seconds: float, first: bool) -> None:
-    m = get()
-    if first:
-        m.tasks_started.labels(task_type).inc()
-    m.steps.labels(task_type).inc()
-    m.step_seconds.labels(task_type).observe(seconds)
+    get().step(task_type, seconds, first)
 
 
 def record_end(task_type: str, status: str) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, select
 
-from hpcplane import ids
+from hpcplane import ids, metrics
 from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.plans import base, plan_for
@@ -29,7 +29,7 @@ from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.services.operations import AddSpec
 from hpcplane.store import clusters as cluster_store
-from hpcplane.store.tables import clusters, nodes, sim_calls, tasks
+from hpcplane.store.tables import clusters, nodes, sim_calls, task_events, tasks
 from hpcplane.wiring import Services, build_services
 from tests.integration.conftest import START, FakeClock, database_url
 
@@ -131,12 +131,11 @@ def add_task(services: Services, who: Principal, cluster_id: str, count: int, mi
 
 
 def run_to_end(engine: Engine) -> int:
-    """Claim and run until nothing is due; the number of leases run."""
+    """Claim and run until nothing is due, as a worker thread does (run_many); the number of leases run."""
     runs = 0
     while leases := engine.claim(4):
-        for lease in leases:
-            engine.run(lease)
-            runs += 1
+        engine.run_many(leases)
+        runs += len(leases)
     return runs
 
 
@@ -422,6 +421,112 @@ def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(build: Build) 
     row = task_row(services, task_id)
     assert (row.status, row.lost_attempts) == ("Success", 1)
     assert len(provider_calls(services, task_id)) == 1
+
+
+def test_tasks_run_side_by_side_commit_every_step_and_a_taken_over_one_is_fenced(build: Build) -> None:
+    """run_many (a worker thread's claim of several tasks): each task's steps are committed one by one, as
+    one event each with the step's CurrentStep, even those recorded together at a round's end; a task of
+    the batch taken over by another engine meanwhile is refused at its first step and left to that engine,
+    while the others run to their ends."""
+    services = build()
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    who = principal(services)
+    task_ids = [cluster_task(services, who, TaskType.STOP_CLUSTER, seeded(services, who)) for _ in range(3)]
+    first = services.engine.claim(3)
+    assert len(first) == 3
+    clock.advance(31)
+    second_engine = other_engine(services, "b")
+    [taken] = second_engine.claim(1, task_id=task_ids[1])
+    services.engine.run_many(first)
+    total = len(plan_for(TaskType.STOP_CLUSTER))
+    for task_id in (task_ids[0], task_ids[2]):
+        row = task_row(services, task_id)
+        assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 0)
+    row = task_row(services, task_ids[1])
+    assert (row.current_step, row.lease_owner, row.finished_at) == (0, "b", None)
+    assert provider_calls(services, task_ids[1]) == []
+    second_engine.run_many([taken])
+    row = task_row(services, task_ids[1])
+    assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 1)
+    with services.db.read() as conn:
+        seen = conn.execute(
+            select(task_events.c.task_id, task_events.c.current_step)
+            .where(task_events.c.kind != "created")
+            .order_by(task_events.c.id)
+        ).all()
+    for task_id in task_ids:
+        assert [step for who_, step in seen if who_ == task_id] == list(range(1, total + 1)), task_id
+
+
+class _TakeoverClock(FakeClock):
+    """The first engine's clock: its `at`-th reading runs `takeover` first (once)."""
+
+    def __init__(self, at: int, takeover: Callable[[], None]) -> None:
+        super().__init__()
+        self.readings = 0
+        self.at = at
+        self.takeover = takeover
+
+    def now(self) -> datetime:
+        self.readings += 1
+        if self.readings == self.at:
+            self.takeover()
+        return super().now()
+
+
+def test_a_step_recorded_with_its_round_is_refused_alone_when_its_lease_was_taken_over(build: Build) -> None:
+    """A task taken over while its no-effect step waits for the end of its round: that step is refused
+    and leaves neither its progress nor an event, the round's other steps are recorded, and the new holder
+    goes on from the last step the first one committed; each step of each task is committed once."""
+    services = build()
+    who = principal(services)
+    task_ids = [cluster_task(services, who, TaskType.STOP_CLUSTER, seeded(services, who)) for _ in range(3)]
+    second_engine = other_engine(services, "b")
+    taken: list[Any] = []
+
+    def takeover() -> None:
+        assert isinstance(services.clock, FakeClock)
+        services.clock.advance(31)  # the first engine's leases have expired for the second one
+        taken.extend(second_engine.claim(1, task_id=victim[0]))
+
+    victim: list[str] = []
+    # Readings: the claim, then one per step; the 7th is the round-2 step of the batch's last task, after
+    # the first task's round-2 step (no effect) was run and deferred.
+    clock = _TakeoverClock(7, takeover)
+    first_engine = Engine(
+        services.db,
+        services.engine.provider,
+        clock,
+        owner="a",
+        lease_seconds=30.0,
+        max_attempts=3,
+        max_step_seconds=600.0,
+    )
+    leases = first_engine.claim(3)
+    victim.append(leases[0].task_id)
+    counted = metrics.get().steps.labels(TaskType.STOP_CLUSTER.value)
+    before = counted._value.get()
+    first_engine.run_many(leases)
+    assert len(taken) == 1
+    total = len(plan_for(TaskType.STOP_CLUSTER))
+    # Only the steps that were committed count: the others' all, and the taken task's first.
+    assert counted._value.get() - before == 2 * total + 1
+    row = task_row(services, victim[0])
+    assert (row.current_step, row.lease_owner, row.finished_at) == (1, "b", None)
+    for task_id in task_ids:
+        if task_id != victim[0]:
+            assert task_row(services, task_id).status == "Success"
+    second_engine.run_many(taken)
+    row = task_row(services, victim[0])
+    assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 1)
+    with services.db.read() as conn:
+        seen = conn.execute(
+            select(task_events.c.current_step)
+            .where(task_events.c.kind != "created", task_events.c.task_id == victim[0])
+            .order_by(task_events.c.id)
+        ).scalars()
+        assert list(seen) == list(range(1, total + 1))
 
 
 def test_lease_lost_max_attempts_times_fails_the_task(build: Build) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,7 +15,7 @@ from hpcplane.store import engine as engine_store
 from hpcplane.store import events
 from hpcplane.store.db import Database, Driver
 from hpcplane.store.events import Cursor
-from hpcplane.store.tables import accounts, task_events
+from hpcplane.store.tables import accounts, task_events, tasks
 from hpcplane.store.tasks import NewTask, insert_task
 from tests.integration.conftest import START
 
@@ -121,6 +122,72 @@ def test_each_fenced_step_writes_one_event_and_a_lost_lease_none(db: Database) -
     assert _read(db, seen[1].cursor, cluster_id="c-2") == seen[2:]
     assert _read(db, cluster_id="c-other") == []
     assert _read(db, account_id="1000", count=4) == seen
+
+
+def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(db: Database) -> None:
+    """advance_many records one step of several tasks, each in its own row with its own event, as advance
+    would; a task in the batch whose lease was taken over (another token) or whose holder is another
+    owner is refused alone, writing neither its row nor an event, and the others are recorded."""
+    _account(db)
+    until = START + timedelta(seconds=30)
+    with db.write() as conn:
+        for n in range(4):
+            insert_task(conn, _task(f"T-b{n}", f"c-b{n}"), START)
+        leases = engine_store.claim(
+            conn, owner="w1", now=START, lease_until=until, limit=4, postgres=db.is_postgres
+        )
+    assert len(leases) == 4
+    a, b, c, d = sorted(leases, key=lambda lease: lease.task_id)
+    taken = dataclasses.replace(c, token=c.token + 1)  # as if another holder had claimed it since
+    step = {"updated_at": START, "lease_expires_at": until, "state": "{}", "errors": "[]"}
+    released = {**step, "lease_owner": None, "run_after": START + timedelta(seconds=5)}
+    with db.driver(write=True) as driver:
+        held = engine_store.advance_many(
+            driver,
+            "w1",
+            [
+                (a, {**step, "current_step": 1}),
+                (b, {**released, "current_step": 1}),  # another set of columns: its own statement
+                (taken, {**step, "current_step": 1}),
+            ],
+        )
+        assert held == {a.seq, b.seq}
+        assert engine_store.advance_many(driver, "w-other", [(d, {**step, "current_step": 1})]) == set()
+        with pytest.raises(ValueError, match="last step"):
+            engine_store.advance_many(driver, "w1", [(d, {**step, "finished_at": START})])
+    with db.read() as conn:
+        rows = {r.task_id: r for r in conn.execute(select(tasks))}
+    assert (rows["T-b0"].current_step, rows["T-b0"].lease_owner) == (1, "w1")
+    assert (rows["T-b1"].current_step, rows["T-b1"].lease_owner) == (1, None)
+    assert rows["T-b1"].run_after == START + timedelta(seconds=5)
+    assert rows["T-b2"].current_step == rows["T-b3"].current_step == 0
+    progress = [e for e in _read(db, count=6) if e.kind == "progress"]
+    assert sorted((e.task_id, e.current_step) for e in progress) == [("T-b0", 1), ("T-b1", 1)]
+
+
+def test_one_heartbeat_extends_every_lease_still_held_and_only_those(db: Database) -> None:
+    """The heartbeat extends, in one statement, the leases of this owner whose token is still theirs, and
+    says which; a lease taken over since (another token) or another owner's is left alone."""
+    _account(db)
+    until = START + timedelta(seconds=30)
+    with db.write() as conn:
+        for n in range(3):
+            insert_task(conn, _task(f"T-h{n}", f"c-h{n}"), START)
+        a, b, c = sorted(
+            engine_store.claim(
+                conn, owner="w1", now=START, lease_until=until, limit=3, postgres=db.is_postgres
+            ),
+            key=lambda lease: lease.task_id,
+        )
+    later = until + timedelta(seconds=10)
+    asked = [(a.seq, a.token), (b.seq, b.token + 1), (c.seq, c.token)]
+    with db.write() as conn:
+        assert engine_store.heartbeat(conn, asked, "w1", later) == [(a.seq, a.token), (c.seq, c.token)]
+        assert engine_store.heartbeat(conn, [(a.seq, a.token)], "w-other", later + timedelta(1)) == []
+        assert engine_store.heartbeat(conn, [], "w1", later) == []
+    with db.read() as conn:
+        expiry = {r.task_id: r.lease_expires_at for r in conn.execute(select(tasks))}
+    assert expiry == {"T-h0": later, "T-h1": until, "T-h2": later}
 
 
 @pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -34,6 +35,26 @@ class LeaseLost(Exception):
 # A holder treats its lease as gone this fraction of it before it ends: its transactions end by then, so
 # the next holder finds no row of the task locked.
 _LEASE_MARGIN = 0.1
+
+
+@dataclass
+class _Deferred:
+    """A step with no effect of its own, run but not recorded yet: its values wait for the round's end."""
+
+    lease: Lease
+    values: dict[str, object]
+    recorded: Callable[[], bool]  # once its UPDATE held: the step's bookkeeping; True to go on
+    before: str  # the task's state before the step, restored if the lease was lost
+
+    def lost(self, reason: str) -> None:
+        self.lease.state = json.loads(self.before)
+        metrics.record_lease_lost()
+        log.warning(
+            "lease lost",
+            task_id=self.lease.task_id,
+            step=self.lease.current_step + 1,
+            reason=reason or "taken over",
+        )
 
 
 class Engine:
@@ -95,16 +116,48 @@ class Engine:
 
     def run(self, lease: Lease) -> None:
         """Run the task's due steps until it ends, its next step lies in the future, or the lease is lost."""
+        try:
+            while self._attempt(lease, None):
+                pass
+        finally:
+            self._untrack(lease)
+
+    def run_many(self, leases: list[Lease]) -> None:
+        """Run several tasks' due steps in rounds, one step of each task a round, until each ends, its next
+        step lies in the future, or its lease is lost. A step with no effect of its own is recorded at the
+        end of its round together with the others' (store.advance_many: one statement on PostgreSQL, one
+        transaction on SQLite), each in its own task's row and fenced on its own lease, so every step of
+        every task is still committed, and seen by ListTasks, one by one; a step with effects commits in
+        its own transaction as in run()."""
+        for lease in leases:
+            self._track(lease, hung=False)  # the heartbeat keeps the leases waiting for their turn
+        active = list(leases)
+        try:
+            while active:
+                batch: list[_Deferred] = []
+                going = [lease for lease in active if self._attempt(lease, batch)]
+                going += self._record(batch)
+                kept = {id(lease) for lease in going}
+                for lease in active:
+                    if id(lease) not in kept:
+                        self._untrack(lease)
+                active = going
+        finally:
+            for lease in active:
+                self._untrack(lease)
+
+    def _attempt(self, lease: Lease, batch: list[_Deferred] | None) -> bool:
+        """One step of the task (deferred into `batch` when it has no effect and a batch is given); True
+        when its next step is due at once and the lease is kept (False for a deferred step: the batch's
+        recording says)."""
         structlog.contextvars.bind_contextvars(task_id=lease.task_id)
         try:
-            while True:
-                index = lease.current_step + 1
-                fault = self.provider.fault(lease.task_type)
-                if fault.hang_step == index:
-                    self._hang(lease, fault.hang_seconds)
-                self._track(lease, hung=False)
-                if not self._step_with_retries(lease, index):
-                    return
+            index = lease.current_step + 1
+            fault = self.provider.fault(lease.task_type)
+            if fault.hang_step == index:
+                self._hang(lease, fault.hang_seconds)
+            self._track(lease, hung=False)
+            return bool(self._step_with_retries(lease, index, batch))
         except LeaseLost as lost:
             metrics.record_lease_lost()
             log.warning("lease lost", step=lease.current_step + 1, reason=str(lost) or "taken over")
@@ -114,8 +167,44 @@ class Engine:
             log.exception("step failed with an unexpected error")
             self._fail(lease, "UnknownError", "An unknown error occurred.")
         finally:
-            self._untrack(lease)
             structlog.contextvars.unbind_contextvars("task_id")
+        return False
+
+    def _record(self, batch: list[_Deferred]) -> list[Lease]:
+        """Record a round's deferred steps together (retried on a store failure as a step is, the fence
+        making a retry safe); returns the leases whose next step is due at once."""
+        if not batch:
+            return []
+        deadline = time.monotonic() + self.max_step_seconds
+        pause = 0.1
+        while True:
+            now = time.monotonic()
+            for step in batch:
+                if now >= self.lease_end(step.lease):
+                    step.lost("expired before it could be renewed")
+            batch = [step for step in batch if now < self.lease_end(step.lease)]
+            if not batch:
+                return []
+            try:
+                with self.db.driver(
+                    write=True, deadline=min(self.lease_end(s.lease) for s in batch)
+                ) as driver:
+                    held = store.advance_many(driver, self.owner, [(s.lease, s.values) for s in batch])
+                break
+            except DbError as error:
+                if time.monotonic() + pause > deadline:
+                    log.warning("store unavailable past max_step_seconds; the leases will expire")
+                    return []
+                log.warning("store failed recording steps; retrying", cause=repr(error.__cause__))
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        going = []
+        for step in batch:
+            if step.lease.seq not in held:
+                step.lost("")
+            elif step.recorded():
+                going.append(step.lease)
+        return going
 
     def step_once(self, lease: Lease) -> None:
         """Run only the lease's next step, then give the lease back (the control API's step by hand)."""
@@ -130,7 +219,7 @@ class Engine:
             with self.db.write() as conn:
                 control_store.release(conn, lease.seq, self.owner, lease.token)
 
-    def _step_with_retries(self, lease: Lease, index: int) -> bool:
+    def _step_with_retries(self, lease: Lease, index: int, batch: list[_Deferred] | None = None) -> bool:
         """A store failure (lock timeout, lost connection) is not a lost worker: retry the step, keeping the
         lease alive by heartbeat, until max_step_seconds; the fence makes a retry safe."""
         deadline = time.monotonic() + self.max_step_seconds
@@ -141,7 +230,7 @@ class Engine:
                 # hold the task now, so this one gives it up rather than retry into its locks.
                 raise LeaseLost("expired before it could be renewed")
             try:
-                return self._step(lease, index)
+                return self._step(lease, index, batch)
             except DbError as error:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -149,7 +238,7 @@ class Engine:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def _step(self, lease: Lease, index: int) -> bool:
+    def _step(self, lease: Lease, index: int, batch: list[_Deferred] | None = None) -> bool:
         """One step in one transaction; True when the next step is due at once and the lease is kept.
 
         The transaction begins when the step first touches the store; a step with no effect of its own
@@ -181,8 +270,11 @@ class Engine:
                 "errors": json.dumps(errors, separators=(",", ":")),
                 "updated_at": now,
                 "lease_expires_at": now + self.lease,
-                "run_after": now + timedelta(seconds=delay),
             }
+            if delay > 0:
+                # Kept as it was while the lease is (it is past): the step then changes no indexed column,
+                # and PostgreSQL updates the row in place (HOT) without touching the table's indexes.
+                values["run_after"] = now + timedelta(seconds=delay)
             if ctx.finished is not None:
                 values.update(
                     status=ctx.finished.value,
@@ -193,6 +285,20 @@ class Engine:
                 )
             elif delay > 0:
                 values["lease_owner"] = None
+
+            def recorded() -> bool:
+                self._renewed[(lease.seq, lease.token)] = started
+                lease.current_step = index
+                lease.errors = errors
+                metrics.record_step(lease.task_type.value, time.perf_counter() - step_started, index == 1)
+                if ctx.finished is not None:
+                    metrics.record_end(lease.task_type.value, ctx.finished.value)
+                    log.info("task ended", status=ctx.finished.value, steps=index)
+                return ctx.finished is None and delay == 0
+
+            if not opened and batch is not None and ctx.finished is None:
+                batch.append(_Deferred(lease, values, recorded, before))
+                return False  # recorded with the round's other steps (run_many)
             if opened:
                 held = store.advance(Driver.within(opened[0]), lease, self.owner, values)
             else:
@@ -201,14 +307,7 @@ class Engine:
             if not held:
                 lease.state = json.loads(before)
                 raise LeaseLost()  # rolls the step's effects back with it
-        self._renewed[(lease.seq, lease.token)] = started
-        lease.current_step = index
-        lease.errors = errors
-        metrics.record_step(lease.task_type.value, time.perf_counter() - step_started, index == 1)
-        if ctx.finished is not None:
-            metrics.record_end(lease.task_type.value, ctx.finished.value)
-            log.info("task ended", status=ctx.finished.value, steps=index)
-        return ctx.finished is None and delay == 0
+        return recorded()
 
     def _fail(self, lease: Lease, code: str, message: str) -> None:
         """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
+from hpcplane.store.db import Driver
 from hpcplane.store.tables import cluster_logs
 
 MESSAGE_WIDTH = 512  # cluster_logs.message is String(512)
@@ -22,16 +23,14 @@ class LogLine:
     created_at: datetime
 
 
+_APPEND = (
+    "INSERT INTO cluster_logs (cluster_id, operation, level, message, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+
 def append(conn: Connection, cluster_id: str, operation: str, level: str, message: str, at: datetime) -> None:
-    conn.execute(
-        insert(cluster_logs).values(
-            cluster_id=cluster_id,
-            operation=operation,
-            level=level,
-            message=message[:MESSAGE_WIDTH],
-            created_at=at,
-        )
-    )
+    """One line, in the caller's transaction (straight to the driver: the engine's steps write these)."""
+    Driver.within(conn).execute(_APPEND, [cluster_id, operation, level, message[:MESSAGE_WIDTH], at])
 
 
 def page(conn: Connection, cluster_id: str, *, offset: int, limit: int) -> tuple[list[LogLine], int]:

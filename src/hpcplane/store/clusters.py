@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 
+from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, nodes
+from hpcplane.store.types import UtcDateTime
 
 
 def insert_cluster(conn: Connection, values: Mapping[str, Any]) -> None:
@@ -37,25 +40,65 @@ def lock_cluster(conn: Connection, cluster_id: str, account_id: str) -> dict[str
     return dict(row) if row else None
 
 
+# The engine's steps read and write nodes and clusters on every effect: these statements go straight to
+# the driver (Driver.within: in the caller's transaction), as building a SQLAlchemy statement and its result
+# costs more than running them. Column names are checked against the tables; values are always bound.
+_NODE_COLUMNS = tuple(nodes.c.keys())
+_NODE_TIMES = frozenset(name for name in _NODE_COLUMNS if isinstance(nodes.c[name].type, UtcDateTime))
+_NODES_SQL = f"SELECT {', '.join(_NODE_COLUMNS)} FROM nodes WHERE cluster_id = ? AND deleted_at IS NULL"  # noqa: S608 (constant names)
+_NODES_ORDER = " ORDER BY created_at, hostname"
+
+
 def cluster_nodes(
     conn: Connection, cluster_id: str, node_ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The live nodes of a cluster (or those of `node_ids`), in creation order."""
-    query = select(nodes).where(nodes.c.cluster_id == cluster_id, nodes.c.deleted_at.is_(None))
+    if node_ids is not None and not node_ids:
+        return []
+    driver = Driver.within(conn)
+    sql, params = _NODES_SQL, [cluster_id]
     if node_ids is not None:
-        query = query.where(nodes.c.id.in_(node_ids))
-    return [
-        dict(row) for row in conn.execute(query.order_by(nodes.c.created_at, nodes.c.hostname)).mappings()
-    ]
+        sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"
+        params += _ids(driver, node_ids)
+    found = []
+    for row in driver.execute(sql + _NODES_ORDER, params).fetchall():
+        node = dict(zip(_NODE_COLUMNS, row, strict=True))
+        for name in _NODE_TIMES:
+            node[name] = Driver.time(node[name])
+        node["expired"] = bool(node["expired"])
+        found.append(node)
+    return found
 
 
 def update_cluster(conn: Connection, cluster_id: str, **values: Any) -> None:
-    conn.execute(update(clusters).where(clusters.c.id == cluster_id).values(**values))
+    sql = f"{_update_sql('clusters', tuple(values))} WHERE id = ?"
+    Driver.within(conn).execute(sql, [*values.values(), cluster_id])
 
 
 def update_nodes(conn: Connection, node_ids: list[str], **values: Any) -> None:
     if node_ids:
-        conn.execute(update(nodes).where(nodes.c.id.in_(node_ids)).values(**values))
+        driver = Driver.within(conn)
+        sql = f"{_update_sql('nodes', tuple(values))} WHERE {_id_match(driver.is_sqlite, len(node_ids))}"
+        driver.execute(sql, [*values.values(), *_ids(driver, node_ids)])
+
+
+@lru_cache(maxsize=128)
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    """UPDATE <table> SET <columns> (the caller adds the WHERE)."""
+    unknown = set(columns) - set((clusters if table == "clusters" else nodes).c.keys())
+    if unknown or not columns:
+        raise ValueError(f"not columns of {table}: {sorted(unknown)}")
+    return f"UPDATE {table} SET {', '.join(f'{name} = ?' for name in columns)}"  # noqa: S608 (names checked above)
+
+
+@lru_cache(maxsize=64)
+def _id_match(is_sqlite: bool, count: int) -> str:
+    """The node ids condition: one mark each on SQLite (IN), one array on PostgreSQL (= ANY)."""
+    return f"id IN ({', '.join('?' * count)})" if is_sqlite else "id = ANY(?)"
+
+
+def _ids(driver: Driver, node_ids: list[str]) -> list[Any]:
+    return list(node_ids) if driver.is_sqlite else [list(node_ids)]
 
 
 def count_compute_nodes(conn: Connection, account_id: str) -> int:

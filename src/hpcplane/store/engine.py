@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, text, tuple_, update
 
 from hpcplane.domain.tasks import TaskType
 from hpcplane.store import events
@@ -153,21 +153,39 @@ def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) ->
     )
 
 
+def advance_many(driver: Driver, owner: str, steps: list[tuple[Lease, dict[str, Any]]]) -> set[int]:
+    """Record one step of each of several tasks (none of them its task's last) as `advance` would, each in
+    its own row, fenced on its own lease, with its own event, in one transaction (one statement on
+    PostgreSQL); returns the seqs of the tasks whose lease held."""
+    groups: dict[tuple[str, ...], list[tuple[list[Any], list[Any]]]] = {}
+    for lease, values in steps:
+        if "finished_at" in values:
+            raise ValueError("a task's last step is recorded by advance(), with its effects")
+        columns = tuple(sorted(values))
+        groups.setdefault(columns, []).append(
+            ([values[name] for name in columns], [lease.seq, owner, lease.token])
+        )
+    held: set[int] = set()
+    for columns, rows in groups.items():
+        held |= events.advance_many_with_events(driver, _advance_sql(columns), columns, rows, "progress")
+    return held
+
+
 def heartbeat(
     conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime
 ) -> list[tuple[int, int]]:
-    """Extend the leases (seq, token) this owner still holds; returns those it still holds."""
-    held = []
-    for seq, token in leases:
-        result = conn.execute(
-            update(tasks)
-            .where(tasks.c.seq == seq, tasks.c.lease_owner == owner, tasks.c.lease_token == token)
-            .values(lease_expires_at=until)
-            .returning(tasks.c.seq)
-        ).first()
-        if result is not None:
-            held.append((seq, token))
-    return held
+    """Extend the leases (seq, token) this owner still holds, in one statement (a worker thread holds many
+    leases at once, Engine.run_many); returns those it still holds."""
+    if not leases:
+        return []
+    rows = conn.execute(
+        update(tasks)
+        .where(tuple_(tasks.c.seq, tasks.c.lease_token).in_(leases), tasks.c.lease_owner == owner)
+        .values(lease_expires_at=until)
+        .returning(tasks.c.seq, tasks.c.lease_token)
+    ).all()
+    kept = {(row.seq, row.lease_token) for row in rows}
+    return [lease for lease in leases if lease in kept]
 
 
 def next_due(conn: Connection) -> datetime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -154,6 +154,74 @@ def advance_with_event(
             return False
         driver.execute(_SQLITE_COPY, [kind, fence[0]])
     return True
+
+
+# The PostgreSQL type of each column a batched step may set (advance_many_with_events).
+_PG_TYPES = {
+    "current_step": "integer",
+    "state": "text",
+    "errors": "text",
+    "updated_at": "timestamp",
+    "lease_expires_at": "timestamp",
+    "run_after": "timestamp",
+    "lease_owner": "text",
+}
+
+
+@lru_cache(maxsize=16)
+def _pg_many_sql(columns: tuple[str, ...]) -> str:
+    """Many tasks' fenced step UPDATEs, their events and one NOTIFY as one statement: the values come as
+    one array per column (one statement text whatever the number of rows, so it is prepared once)."""
+    unknown = set(columns) - set(_PG_TYPES)
+    if unknown:
+        raise ValueError(f"not columns a batched step sets: {sorted(unknown)}")
+    arrays = ", ".join(f"?::{kind}[]" for kind in ("bigint", "text", "integer", *map(_PG_TYPES.get, columns)))
+    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+    returned = ", ".join(f"t.{name}" for name in _COPIED)
+    copied = ", ".join(_COPIED)
+    return (
+        f"WITH v AS (SELECT * FROM unnest({arrays}) AS v(seq, owner, token, {', '.join(columns)})), "  # noqa: S608 (names checked above, values bound)
+        f"u AS (UPDATE tasks t SET {assignments} FROM v "
+        "WHERE t.seq = v.seq AND t.lease_owner = v.owner AND t.lease_token = v.token "
+        f"RETURNING t.seq, {returned}, t.updated_at), "
+        f"e AS (INSERT INTO task_events (tx, kind, {copied}, at) "
+        f"SELECT {_TX}, ?, {copied}, updated_at FROM u) "
+        f"SELECT u.seq, pg_notify('{EVENT_CHANNEL}', '') FROM u"
+    )
+
+
+def advance_many_with_events(
+    driver: Driver,
+    update_sql: str,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    kind: str,
+) -> set[int]:
+    """Many fenced step UPDATEs (each row: its values in `columns` order, then its fence: seq, owner,
+    token) and one event for each that held, all in one transaction; returns the seqs that held.
+
+    PostgreSQL: one statement (the NOTIFY is sent once per transaction). SQLite: one transaction of
+    `update_sql` and the event's INSERT ... SELECT per row."""
+    if not driver.is_sqlite:
+        fences = list(zip(*(fence for _, fence in rows), strict=True))
+        values = list(zip(*(params for params, _ in rows), strict=True))
+        arrays = [list(column) for column in fences]
+        arrays += [[_naive(v) for v in column] for column in values]
+        return {row[0] for row in driver.execute(_pg_many_sql(columns), [*arrays, kind]).fetchall()}
+    held = set()
+    with driver.transaction():
+        for params, fence in rows:
+            if driver.execute(update_sql, [*params, *fence]).rowcount == 1:
+                driver.execute(_SQLITE_COPY, [kind, fence[0]])
+                held.add(fence[0])
+    return held
+
+
+def _naive(value: Any) -> Any:
+    """An aware datetime as naive UTC (inside an array the driver gets it as it is)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 _READ_COLUMNS = f"tx, id, kind, {', '.join(_COPIED)}, at"
