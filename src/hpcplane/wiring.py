@@ -35,7 +35,7 @@ from hpcplane.services.webhooks import Deliverer
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database, SessionLimits
-from hpcplane.store.nonces import RedisNonces, SqlNonces
+from hpcplane.store.nonces import BatchedNonces, RedisNonces
 from hpcplane.store.ratelimits import RedisBuckets
 from hpcplane.store.secrets import SecretBox, load_or_create_key
 
@@ -69,6 +69,13 @@ class Services:
     deliverers: list[Deliverer] = field(default_factory=list)
     control: Control | None = None  # the emulator control API, when enabled
     tickers: list[Ticker] = field(default_factory=list)
+
+    @property
+    def local_hot_path(self) -> bool:
+        """True when a read-only call never waits on another process: SQLite (its reads in WAL mode do
+        not wait for its writer), nonces checked in memory and recorded by the batched writer, quotas
+        in memory. Then Action.inline calls run on the event loop (docs/decisions/0050)."""
+        return self.db.is_sqlite and not self.settings.redis_url
 
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
@@ -199,9 +206,14 @@ def build_services(
         migrate.upgrade(db)
     box = SecretBox(load_or_create_key(settings.secret_key, settings.home))
     check_secret_key(db, box)
-    nonces: NonceStore = (
-        RedisNonces(settings.redis_url, settings.db_timeout) if settings.redis_url else SqlNonces(db)
-    )
+    # Without Redis, nonces are checked in memory and in the store and recorded by the audit writer's
+    # batches (store/nonces.py BatchedNonces; the window is in docs/robustness.md, "Nonces").
+    batched: BatchedNonces | None = None
+    nonces: NonceStore
+    if settings.redis_url:
+        nonces = RedisNonces(settings.redis_url, settings.db_timeout)
+    else:
+        nonces = batched = BatchedNonces(db)
     authenticator = Authenticator(
         StoreKeyDirectory(db, box),
         nonces,
@@ -266,7 +278,7 @@ def build_services(
         ),
         cluster_reader=ClusterReader(db, clock),
         ram=RamService(db, box, clock),
-        audit=AuditSink(db),
+        audit=AuditSink(db, nonces=batched, clock=clock),
         engine=engine,
         limiter=build_limiter(settings),
         cluster_admin=ClusterAdmin(db, clock),

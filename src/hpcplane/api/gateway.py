@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from hpcplane import metrics
+from hpcplane import logs, metrics
 from hpcplane.api.action import Action, Call
 from hpcplane.api.authn import read_credentials
 from hpcplane.api.dispatch import VERSIONS
@@ -30,6 +30,7 @@ from hpcplane.domain.errors import (
     MissingParameter,
     NotAuthorized,
     RedisError,
+    ServiceUnavailable,
     Throttling,
     UnknownError,
 )
@@ -44,7 +45,8 @@ log = structlog.get_logger("hpcplane.api")
 class _Trail:
     """What the audit record of one call says, filled in as the call goes through the pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_fields: dict[str, object]) -> None:
+        self.log_fields = log_fields  # what every log line of the call carries (logs.bind_request)
         self.principal: Principal | None = None
         self.action: str | None = None
         self.resource: str | None = None
@@ -59,6 +61,16 @@ class Gateway:
         self._host_id = services.settings.host_id
         # Metrics label calls by the actions that exist only, so a client cannot make up new series.
         self._known = frozenset(name for table in VERSIONS.values() for name in table)
+        self._inline = (
+            frozenset(name for table in VERSIONS.values() for name, act in table.items() if act.inline)
+            if services.local_hot_path
+            else frozenset()
+        )
+
+    def runs_inline(self, req: RpcRequest) -> bool:
+        """Whether this call may run on the event loop (Action.inline, on a store that never makes it
+        wait on the network: see Services.local_hot_path)."""
+        return req.action in self._inline
 
     def handle(
         self, req: RpcRequest, request_id: str, principal: Principal | None = None
@@ -67,9 +79,9 @@ class Gateway:
         console session's, console/), the caller is already known and the request carries no signature:
         validation, authorization, audit and errors are the same."""
         started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=req.client_ip)
-        trail = _Trail()
+        fields: dict[str, object] = {"request_id": request_id, "client_ip": req.client_ip}
+        bound = logs.bind_request(fields)
+        trail = _Trail(fields)
         code: str | None = None
         headers = NO_HEADERS
         try:
@@ -89,7 +101,7 @@ class Gateway:
             ms=round(elapsed * 1000, 2),
         )
         self._audit(req, request_id, trail, code)
-        structlog.contextvars.clear_contextvars()
+        logs.unbind_request(bound)
         return status, body, headers
 
     def _audit(self, req: RpcRequest, request_id: str, trail: _Trail, code: str | None) -> None:
@@ -122,6 +134,8 @@ class Gateway:
     def _run(
         self, req: RpcRequest, request_id: str, trail: _Trail, known: Principal | None = None
     ) -> dict[str, object]:
+        if not self._services.audit.accepting:
+            raise ServiceUnavailable()  # load shedding: the writer's backlog is full (services/audit.py)
         creds = read_credentials(req) if known is None else None
         if creds is not None:
             check_credentials(creds)
@@ -131,9 +145,8 @@ class Gateway:
         if principal is None:
             raise UnknownError()
         trail.principal = principal
-        structlog.contextvars.bind_contextvars(
-            account_id=principal.account.id, access_key_id=principal.access_key_id
-        )
+        trail.log_fields["account_id"] = principal.account.id
+        trail.log_fields["access_key_id"] = principal.access_key_id
         wait = self._services.limiter.take(principal.access_key_id, action.name)
         if wait:
             raise Throttling(wait)
