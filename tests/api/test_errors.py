@@ -421,16 +421,20 @@ class WriteLock:
 
 
 def test_sqlite_lock_is_db_error(specials: dict[str, Any]) -> None:
-    """A store locked longer than db_timeout gives 406 DbError (not a hang); released, calls work."""
+    """A store whose writer is held longer than db_timeout gives 406 DbError to a call that writes (not a
+    hang); ListTasks, which only reads (its nonce is written in the writer's batches), is answered
+    meanwhile; released, calls work."""
     quick_lock: LiveServer = specials["quick_lock"]
     tenant = new_tenant(quick_lock, "locked")
     params = {"ClusterId": tenant["ClusterId"]}
+    change = {**params, "Name": "renamed"}
     assert quick_lock.call("tea-v3", tenant, "ListTasks", **params)["TotalCount"] == 0
     lock = WriteLock(quick_lock.home)
     try:
-        sdk_error(quick_lock.endpoint, "tea-v3", tenant, "ListTasks", params, 406, "DbError")
-        sdk_error(quick_lock.endpoint, "legacy", tenant, "ListTasks", params, 406, "DbError")
-        raw_error(quick_lock.endpoint, v1(tenant), 406, "DbError")
+        sdk_error(quick_lock.endpoint, "tea-v3", tenant, "ModifyClusterAttributes", change, 406, "DbError")
+        sdk_error(quick_lock.endpoint, "legacy", tenant, "ModifyClusterAttributes", change, 406, "DbError")
+        raw_error(quick_lock.endpoint, v1(tenant, "ModifyClusterAttributes", params=change), 406, "DbError")
+        assert quick_lock.call("tea-v3", tenant, "ListTasks", **params)["TotalCount"] == 0
     finally:
         lock.release()
     for kind in SDK_KINDS:
