@@ -16,6 +16,12 @@ from typing import Any
 import structlog
 
 _REQUEST: ContextVar[dict[str, Any] | None] = ContextVar("hpcplane_request", default=None)
+_level = logging.DEBUG  # until configure(): structlog's default writes every level
+
+
+def enabled(level: int) -> bool:
+    """Whether a line at `level` is written: the hot path skips building one that would be dropped."""
+    return level >= _level
 
 
 def bind_request(fields: dict[str, Any]) -> Token[dict[str, Any] | None]:
@@ -41,6 +47,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def configure(level: str = "info", fmt: str = "console") -> None:
     """Set up structlog once per process; `fmt` is console (for people) or json (for collectors)."""
+    global _level
+    _level = _LEVELS[level]
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -5,6 +5,7 @@ Every exception on the way becomes a response here, and only here; every call is
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -93,13 +94,14 @@ class Gateway:
             status, body, code, headers = self._fail(UnknownError(), request_id)
         elapsed = time.perf_counter() - started
         metrics.record_request(req.action if req.action in self._known else "Unknown", code or "OK", elapsed)
-        log.info(
-            "request",
-            action=req.action,
-            status=status,
-            code=code or "OK",
-            ms=round(elapsed * 1000, 2),
-        )
+        if logs.enabled(logging.INFO):
+            log.info(
+                "request",
+                action=req.action,
+                status=status,
+                code=code or "OK",
+                ms=round(elapsed * 1000, 2),
+            )
         self._audit(req, request_id, trail, code)
         logs.unbind_request(bound)
         return status, body, headers

@@ -7,7 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,9 +244,19 @@ class Database:
         with self._deadline(None), self._transaction("DEFERRED") as conn:
             yield conn
 
+    def driver(self, *, write: bool = False, deadline: float | None = None) -> AbstractContextManager[Driver]:
+        """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer.
+
+        A read on SQLite is this thread's own connection, through a plain context manager object: the
+        generator-based one below costs more than the indexed read it wraps."""
+        if not write and self._threads is not None:
+            own = self._threads.reader()
+            if own is not None:
+                return own
+        return self._driver(write, deadline)
+
     @contextmanager
-    def driver(self, *, write: bool = False, deadline: float | None = None) -> Iterator[Driver]:
-        """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer."""
+    def _driver(self, write: bool, deadline: float | None) -> Iterator[Driver]:
         with self._single_writer(write), self._deadline(deadline), self._autocommit() as driver:
             yield driver
 
@@ -323,9 +333,17 @@ class _ThreadConnections:
             except sqlite3.Error as error:
                 raise DbError() from error
             self._local.conn = conn
+            self._local.reader = _OwnReader(Driver(conn, True))
             with self._lock:
                 self._open.append(conn)
         return conn
+
+    def reader(self) -> _OwnReader | None:
+        """This thread's connection as a context manager giving its Driver (None: in-memory database)."""
+        found: _OwnReader | None = getattr(self._local, "reader", None)
+        if found is None and self.get() is not None:
+            found = self._local.reader
+        return found
 
     def close(self) -> None:
         with self._lock:
@@ -333,6 +351,22 @@ class _ThreadConnections:
             self._local = threading.local()
         for conn in opened:
             conn.close()
+
+
+class _OwnReader:
+    """`with` gives the thread's Driver; a store failure inside becomes DbError."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def __enter__(self) -> Driver:
+        return self._driver
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        if isinstance(error, sqlite3.OperationalError):
+            raise DbError() from error
 
 
 def _sqlite_connect(path: str, timeout: float) -> sqlite3.Connection:
