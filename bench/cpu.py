@@ -66,7 +66,7 @@ class CpuCost:
     """Microseconds of CPU per request (or step), from the server and from the database processes."""
 
     server_us: float
-    database_us: float
+    database_us: float | None
 
 
 class Meter:
@@ -86,9 +86,11 @@ class Meter:
         end = self._sample()
         if count <= 0:
             return CpuCost(0.0, 0.0)
+        database = end.database - self._start.database
         return CpuCost(
             round((end.server - self._start.server) * 1e6 / count, 1),
-            round((end.database - self._start.database) * 1e6 / count, 1),
+            # Negative when backends that had run ended during the run: no figure then.
+            round(database * 1e6 / count, 1) if database >= 0 else None,
         )
 
 
