@@ -76,14 +76,24 @@ class Meter:
         self._pids = pids
         self._database = database
         self._start = self._sample()
+        self._end = self._start
 
     def _sample(self) -> CpuSample:
         return CpuSample(
             sum(process_cpu(pid) for pid in self._pids), database_cpu() if self._database else 0.0
         )
 
+    def freeze(self) -> None:
+        """Take the end sample now (the count is known later: `per`)."""
+        self._end = self._sample()
+
+    def per(self, count: int) -> CpuCost:
+        return self._cost(self._end, count)
+
     def stop(self, count: int) -> CpuCost:
-        end = self._sample()
+        return self._cost(self._sample(), count)
+
+    def _cost(self, end: CpuSample, count: int) -> CpuCost:
         if count <= 0:
             return CpuCost(0.0, 0.0)
         database = end.database - self._start.database
