@@ -135,10 +135,7 @@ def create_app(services: Services, *, threads: int = 32) -> Starlette:
                 client_ip=source_ip(client[0], forwarded, trusted),
                 secure=scope.get("scheme") == "https",
             )
-            if gateway.runs_inline(rpc_request):
-                status, payload, extra = gateway.handle(rpc_request, request_id)
-            else:
-                status, payload, extra = await run_in_threadpool(gateway.handle, rpc_request, request_id)
+            status, payload, extra = await run_in_threadpool(gateway.handle, rpc_request, request_id)
         finally:
             admission.release()
         return Response(

@@ -70,13 +70,6 @@ class Services:
     control: Control | None = None  # the emulator control API, when enabled
     tickers: list[Ticker] = field(default_factory=list)
 
-    @property
-    def local_hot_path(self) -> bool:
-        """True when a read-only call never waits on another process: SQLite (its reads in WAL mode do
-        not wait for its writer), nonces checked in memory and recorded by the batched writer, quotas
-        in memory. Then Action.inline calls run on the event loop (docs/decisions/0050)."""
-        return self.db.is_sqlite and not self.settings.redis_url
-
     def wake(self) -> None:
         """Tell this process's workers a task was created (other processes hear PostgreSQL's NOTIFY)."""
         for worker in self.workers:

@@ -1,5 +1,4 @@
-"""The gateway's hot path in-process: load shedding when the writer's backlog is full, and which calls
-run on the event loop."""
+"""The gateway's hot path in-process: load shedding when the writer's backlog is full."""
 
 from __future__ import annotations
 
@@ -52,12 +51,3 @@ def test_full_writer_backlog_sheds_calls_with_service_unavailable(services: Serv
     services.audit = AuditSink(services.db, clock=services.clock, interval=3600.0)
     status, body, _ = Gateway(services).handle(signed(key, "ListClusters", {}), "req-ok")
     assert status == 200, body
-
-
-def test_list_tasks_runs_inline_only_on_a_local_store(services: Services) -> None:
-    key = services.accounts.create_account("inline")
-    gateway = Gateway(services)
-    list_tasks = signed(key, "ListTasks", {"ClusterId": "ehpc-hz-x"})
-    add_nodes = signed(key, "AddNodes", {"ClusterId": "ehpc-hz-x", "Count": "1"})
-    local = services.db.is_sqlite
-    assert (gateway.runs_inline(list_tasks), gateway.runs_inline(add_nodes)) == (local, False)

@@ -32,6 +32,3 @@ class Action:
     permission: Permission
     read: Callable[[Params], Any]
     handle: Callable[[Call, Any], dict[str, object]]
-    # Short and CPU-only when the store is local (SQLite reads on this thread's own connection, nonces
-    # and quotas in memory): run on the event loop, without the hand-off to a worker thread.
-    inline: bool = False

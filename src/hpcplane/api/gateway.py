@@ -62,16 +62,6 @@ class Gateway:
         self._host_id = services.settings.host_id
         # Metrics label calls by the actions that exist only, so a client cannot make up new series.
         self._known = frozenset(name for table in VERSIONS.values() for name in table)
-        self._inline = (
-            frozenset(name for table in VERSIONS.values() for name, act in table.items() if act.inline)
-            if services.local_hot_path
-            else frozenset()
-        )
-
-    def runs_inline(self, req: RpcRequest) -> bool:
-        """Whether this call may run on the event loop (Action.inline, on a store that never makes it
-        wait on the network: see Services.local_hot_path)."""
-        return req.action in self._inline
 
     def handle(
         self, req: RpcRequest, request_id: str, principal: Principal | None = None

@@ -57,5 +57,4 @@ LIST_TASKS = Action(
     permission=Permission("ehpc:ListTasks", ALL_RESOURCES),
     read=read_list_tasks,
     handle=list_tasks,
-    inline=True,
 )
