@@ -31,6 +31,12 @@ def _shallow_full(runs: Sequence[LoadRun], backend: str) -> LoadRun | None:
     return min(found, key=lambda r: r.tasks) if found else None
 
 
+def _cpu_ratio(bare: LoadRun | None, run: LoadRun | None) -> float | None:
+    if not (bare and run and bare.server_cpu_us and run.server_cpu_us):
+        return None
+    return round(bare.server_cpu_us / run.server_cpu_us, 3)
+
+
 def latency_growths(runs: Sequence[LoadRun]) -> dict[str, float]:
     """Half-load p50 at the largest task count / at the smallest, per backend and page depth."""
     growth: dict[str, float] = {}
@@ -61,6 +67,10 @@ def headline(
         "listtasks_cpu_us_pg": pg.server_cpu_us if pg else None,
         "listtasks_db_cpu_us_pg": pg.db_cpu_us if pg else None,
         "bare_cpu_us": bare_full.server_cpu_us if bare_full else None,
+        # The ratio in CPU: bare's CPU per request / ListTasks'. On a shared machine the req/s of two runs
+        # a minute apart move with the load; the CPU each request costs much less.
+        "listtasks_vs_bare_cpu": _cpu_ratio(bare_full, sqlite),
+        "listtasks_vs_bare_cpu_pg": _cpu_ratio(bare_full, pg),
         "listtasks_vs_bare": round(sqlite.requests_per_s / bare_full.requests_per_s, 3)
         if sqlite and bare_full
         else None,
@@ -261,6 +271,8 @@ def print_headline_table(figures: dict[str, Any]) -> None:
     rows = (
         ("listtasks_vs_bare", 3, figures.get("listtasks_vs_bare_at")),
         ("listtasks_vs_bare_pg", 3, "postgres, shallow, full load, smallest task count"),
+        ("listtasks_vs_bare_cpu", 3, "bare CPU us/req / ListTasks' (SQLite): load-independent"),
+        ("listtasks_vs_bare_cpu_pg", 3, "bare CPU us/req / ListTasks' (PostgreSQL)"),
         ("listtasks_rps_sqlite", 0, "shallow, full load, smallest task count"),
         ("listtasks_cpu_us_sqlite", 0, "server CPU us per request (/proc), the same run"),
         ("listtasks_cpu_us_pg", 0, "server CPU us per request (/proc), the same run"),
