@@ -31,7 +31,8 @@ _PURGE = "DELETE FROM nonces WHERE expires_at < ?"
 
 
 class SqlNonces:
-    """Remembers (AccessKeyId, nonce) pairs in the `nonces` table, so every process sees them."""
+    """Remembers (AccessKeyId, nonce) pairs in the `nonces` table with one upsert per call (the form before
+    BatchedNonces, which the server uses now; kept for its tests and as the reference semantics)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -73,7 +74,7 @@ class BatchedNonces:
 
     `remember` refuses a nonce that this process took and has not written yet (memory) or that any
     process has written (one indexed read, no write). Accepted nonces wait in memory until the writer
-    (services.audit.Writer, every 0.2 s, in the transaction of the audit batch) records them all in one
+    (services.audit.AuditSink, every 0.2 s, in the transaction of the audit batch) records them all in one
     statement. So: a replay to this process is refused at once; to another process sharing the store,
     once the batch is written (within the writer's interval); after a restart, always (close() writes
     what is pending), and after a crash (kill -9, power loss) of the last interval's nonces, not: a
@@ -117,6 +118,9 @@ class BatchedNonces:
             self._writing.update(self._pending)
             self._pending = {}
             rows = [(k, n, expires, now) for (k, n), expires in self._writing.items()]
+        # In key order: two processes' batches that share a nonce (a replay across processes within the
+        # window) then take its row lock in the same order, so PostgreSQL sees no deadlock.
+        rows.sort()
         if rows:
             driver.executemany(_RECORD, rows)
             self._since_purge += len(rows)
