@@ -31,6 +31,7 @@ import psycopg
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
+from bench.cpu import Meter
 from hpcplane import ids
 from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
@@ -67,6 +68,9 @@ class EngineRun:
     statuses: dict[str, int]
     setup_seconds: float
     startup_seconds: float
+    # CPU per step from the release to the end (bench/cpu.py): the worker processes', PostgreSQL's.
+    worker_cpu_us: float | None = None
+    db_cpu_us: float | None = None
 
     @classmethod
     def measured(
@@ -286,17 +290,23 @@ def run_engine(
         processes = start_workers(workers, worker_env(home, url, concurrency), home, timeout=120)
         startup = time.monotonic() - began
         try:
+            meter = Meter([p.pid for p in processes], backend == "postgres")
             released = datetime.now(UTC)
             set_due(services, released)
             wait_until_done(services, processes, timeout)
+            meter.freeze()
         finally:
             stop_workers(processes)
         ended, steps, statuses = outcome(services)
     finally:
         services.close()
-    return EngineRun.measured(
+    run = EngineRun.measured(
         backend, workers, concurrency, count, released, ended, steps, statuses, setup, startup
     )
+    cost = meter.per(steps)
+    run.worker_cpu_us = cost.server_us
+    run.db_cpu_us = cost.database_us if backend == "postgres" else None
+    return run
 
 
 # --- the baseline --------------------------------------------------------------------------------
@@ -528,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                     report.runs.append(run)
                     print(
                         f"  {run.steps} steps in {run.seconds:.2f}s = {run.steps_per_s:.0f} steps/s"
+                        f" (worker CPU {run.worker_cpu_us} us/step, database {run.db_cpu_us} us/step)"
                         f" (setup {run.setup_seconds}s, workers up in {run.startup_seconds}s)",
                         flush=True,
                     )

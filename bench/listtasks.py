@@ -25,6 +25,7 @@ import httpx
 
 from bench import loadgen
 from bench.common import Server, free_port, rss_mb, serve_command, serve_env, start_server
+from bench.cpu import CpuCost, Meter, Profile
 from bench.seeding import Dataset
 from hpcplane.testing import sign_v1
 
@@ -67,6 +68,10 @@ class LoadRun:
     sign_seconds: float
     rss_mb: float
     note: str = ""
+    # CPU per request over the run (bench/cpu.py): the server process's, and PostgreSQL's processes'.
+    server_cpu_us: float | None = None
+    db_cpu_us: float | None = None
+    profile: str = ""  # --profile: the flame graph written during the full-load run, or why none
 
     @property
     def kind(self) -> str:
@@ -86,6 +91,7 @@ def make_run(
     processes: int = 1,
     server: Server | None = None,
     probe: Callable[[], str] | None = None,
+    cpu: CpuCost | None = None,
 ) -> LoadRun:
     run = LoadRun(
         target=target,
@@ -107,6 +113,8 @@ def make_run(
         corpus=corpus.size,
         sign_seconds=corpus.sign_seconds,
         rss_mb=rss,
+        server_cpu_us=cpu.server_us if cpu else None,
+        db_cpu_us=cpu.database_us if cpu and backend == "postgres" else None,
     )
     run.note = flag(run, server, probe)
     return run
@@ -214,17 +222,21 @@ def full_load(
     connections: int,
     sizing: Sizing,
     core: int | None = loadgen.WRK_CORE,
-) -> tuple[loadgen.WrkResult, loadgen.Corpus]:
-    """A closed-loop run with a corpus sized by `sizing` (and a second one if the first nearly ran out)."""
+    meter: Callable[[], Meter] | None = None,
+) -> tuple[loadgen.WrkResult, loadgen.Corpus, CpuCost | None]:
+    """A closed-loop run with a corpus sized by `sizing` (and a second one if the first nearly ran out),
+    and, with `meter`, the CPU each request of the run (the last) cost."""
     for rate in sorted({min(sizing.guess, sizing.ceiling), sizing.ceiling}):
         corpus = signed(path, sign, corpus_size(rate, seconds))
+        started = meter() if meter else None
         result = loadgen.run_wrk(port, corpus, seconds, connections, core=core)
+        cost = started.stop(result.requests) if started else None
         if sign is None or result.requests < 0.95 * corpus.size or rate >= sizing.ceiling:
             break
         print(
             f"  {result.requests} requests nearly used up {corpus.size} signed: again, with more", flush=True
         )
-    return result, corpus
+    return result, corpus, cost
 
 
 def load_pair(
@@ -237,13 +249,19 @@ def load_pair(
     connections: int,
     sizing: Sizing,
     sign: tuple[Dataset, dict[str, str]] | None,
+    profile_dir: Path | None = None,
 ) -> list[LoadRun]:
     """A full-load run, then a half-load run at half the req/s it measured, against one server.
 
-    `sign` is the dataset and parameters to sign corpora for (None: the bare app, one unsigned path)."""
+    `sign` is the dataset and parameters to sign corpora for (None: the bare app, one unsigned path);
+    `profile_dir`: write a py-spy flame graph of the server during the full-load run there."""
     stem = f"{label}-{backend}-{tasks}".replace(" ", "_").replace("=", "")
     probe = partial(fresh_answer, server.port, *sign) if sign else None
-    result, corpus = full_load(server.port, work / f"{stem}-full.txt", sign, seconds, connections, sizing)
+    meter = partial(Meter, [server.pid], backend == "postgres")
+    spy = Profile(server.pid, profile_dir / f"profile-{stem}.svg", seconds) if profile_dir else None
+    result, corpus, cpu = full_load(
+        server.port, work / f"{stem}-full.txt", sign, seconds, connections, sizing, meter=meter
+    )
     full = make_run(
         label,
         backend,
@@ -255,14 +273,19 @@ def load_pair(
         rss_mb(server.pid),
         server=server,
         probe=probe,
+        cpu=cpu,
     )
+    if spy:
+        full.profile = spy.stop()
     print(describe(full), flush=True)
     rate = full.requests_per_s / 2
     # The half-load corpus also covers the 1 s probe that calibrates the rate.
     corpus = signed(work / f"{stem}-half.txt", sign, corpus_size(rate, seconds + loadgen.PROBE_SECONDS))
     service_ms = 1000.0 / full.requests_per_s if full.requests_per_s else 0.0
     connections = half_connections(rate)
+    started = meter()
     result = loadgen.fixed_rate(server.port, corpus, seconds, connections, rate, service_ms)
+    cpu = started.stop(result.requests)  # the calibrating probe's requests included: a slight overcount
     half = make_run(
         label,
         backend,
@@ -275,6 +298,7 @@ def load_pair(
         rate,
         server=server,
         probe=probe,
+        cpu=cpu,
     )
     print(describe(half), flush=True)
     return [full, half]
@@ -282,10 +306,14 @@ def load_pair(
 
 def describe(run: LoadRun) -> str:
     rate = f" (target {run.target_rps:.0f}/s)" if run.target_rps else ""
+    cpu = f", server CPU {run.server_cpu_us:.0f} us/req" if run.server_cpu_us is not None else ""
+    if run.db_cpu_us is not None:
+        cpu += f", database CPU {run.db_cpu_us:.0f} us/req"
     return (
         f"  {run.target} {run.load} load: {run.requests_per_s:.0f} req/s{rate}, p50 {run.p50_ms:.2f} ms, "
-        f"p99 {run.p99_ms:.2f} ms, non-2xx {run.non_2xx}, RSS {run.rss_mb:.0f} MB"
+        f"p99 {run.p99_ms:.2f} ms, non-2xx {run.non_2xx}, RSS {run.rss_mb:.0f} MB{cpu}"
         + (f"  [{run.note}]" if run.note else "")
+        + (f"  profile: {run.profile}" if run.profile else "")
     )
 
 
@@ -309,7 +337,13 @@ def start_serve(dataset: Dataset, work: Path, core: int | None, redis_url: str |
 
 
 def measure_dataset(
-    dataset: Dataset, server: Server, work: Path, seconds: float, connections: int, sizing: Sizing
+    dataset: Dataset,
+    server: Server,
+    work: Path,
+    seconds: float,
+    connections: int,
+    sizing: Sizing,
+    profile_dir: Path | None = None,
 ) -> list[LoadRun]:
     """Shallow and deep ListTasks, each at full then half load, on one running server."""
     runs: list[LoadRun] = []
@@ -324,6 +358,7 @@ def measure_dataset(
             connections,
             sizing,
             (dataset, params),
+            profile_dir,
         )
         sizing = sizing.seen(runs)
     return runs

@@ -40,7 +40,7 @@ def measure_multiprocess(
     runs: list[LoadRun] = []
     single = start_serve(dataset, work, SERVER_CORE, redis_url)
     try:
-        result, corpus = full_load(single.port, work / "mp-single.txt", sign, seconds, connections, sizing)
+        result, corpus, _ = full_load(single.port, work / "mp-single.txt", sign, seconds, connections, sizing)
         runs.append(
             make_run(
                 "ListTasks 1 process",

@@ -147,8 +147,11 @@ class Bench:
                 print(f"bare ASGI baseline, body of {body} bytes (one real page of 10 tasks) ...", flush=True)
                 self.bare = measure_bare(work, body, self.seconds, self.args.connections)
             print(f"{dataset.backend}: {dataset.tasks} tasks, ListTasks ...", flush=True)
+            profile_dir = RESULTS if self.args.profile else None
+            if profile_dir:
+                profile_dir.mkdir(exist_ok=True)
             self.runs += measure_dataset(
-                dataset, server, work, self.seconds, self.args.connections, self.sizing()
+                dataset, server, work, self.seconds, self.args.connections, self.sizing(), profile_dir
             )
         finally:
             server.stop()
@@ -167,6 +170,12 @@ def parse(argv: list[str] | None, prog: str, engine: bool) -> argparse.Namespace
     parser.add_argument("--redis-url", default=REDIS_URL, help="Redis for the two-process run's nonces")
     parser.add_argument("--workdir", default=None, help="where datasets go (default: a temporary directory)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="write a py-spy flame graph of the server during each full-load ListTasks run to "
+        "bench/results/profile-*.svg (needs py-spy: pip install -e '.[bench]')",
+    )
     if engine:
         parser.add_argument("--no-engine", action="store_true", help="skip the engine runs")
         parser.add_argument("--no-listtasks", action="store_true", help="skip the ListTasks runs")

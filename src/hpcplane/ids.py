@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import uuid
 
 _ALNUM = string.ascii_letters + string.digits
+_VARIANT = "89AB"  # the RFC 4122 variant: the top two bits of the clock_seq_hi byte are 10
 _REGION_SHORT = {
     "cn-hangzhou": "hz",
     "cn-shanghai": "sh",
@@ -22,8 +24,10 @@ def _token(n: int, alphabet: str = _ALNUM) -> str:
 
 
 def request_id() -> str:
-    """An upper-case UUID, as the RequestId of every response."""
-    return str(uuid.uuid4()).upper()
+    """An upper-case random (version 4) UUID, as the RequestId of every response: written from 16 random
+    bytes directly (every call makes one: uuid.UUID's object and str() cost three times as much)."""
+    h = os.urandom(16).hex().upper()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def task_id() -> str:

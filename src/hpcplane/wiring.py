@@ -37,7 +37,7 @@ from hpcplane.services.webhooks import Deliverer
 from hpcplane.store import accounts as account_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database, SessionLimits
-from hpcplane.store.nonces import RedisNonces, SqlNonces
+from hpcplane.store.nonces import BatchedNonces, RedisNonces
 from hpcplane.store.ratelimits import RedisBuckets
 from hpcplane.store.secrets import SecretBox, load_or_create_key
 
@@ -208,9 +208,14 @@ def build_services(
         migrate.upgrade(db)
     box = SecretBox(load_or_create_key(settings.secret_key, settings.home))
     check_secret_key(db, box)
-    nonces: NonceStore = (
-        RedisNonces(settings.redis_url, settings.db_timeout) if settings.redis_url else SqlNonces(db)
-    )
+    # Without Redis, nonces are checked in memory and in the store and recorded by the audit writer's
+    # batches (store/nonces.py BatchedNonces; the window is in docs/robustness.md, "Nonces").
+    batched: BatchedNonces | None = None
+    nonces: NonceStore
+    if settings.redis_url:
+        nonces = RedisNonces(settings.redis_url, settings.db_timeout)
+    else:
+        nonces = batched = BatchedNonces(db)
     authenticator = Authenticator(
         StoreKeyDirectory(db, box),
         nonces,
@@ -267,7 +272,7 @@ def build_services(
         ),
         cluster_reader=ClusterReader(db, clock),
         ram=RamService(db, box, clock),
-        audit=AuditSink(db),
+        audit=AuditSink(db, nonces=batched, clock=clock),
         engine=engine,
         limiter=build_limiter(settings),
         cluster_admin=ClusterAdmin(db, clock),

@@ -407,10 +407,10 @@ def test_task_reader_archive_delay_and_pages(db: Database, box: SecretBox, clock
     ]
     delayed = TaskReader(db, clock, archive_delay=60)
     current = delayed.list_tasks(alice, TaskQuery(cluster_id=cluster))
-    assert [t.task_id for t in current.tasks] == [ids[2], ids[1]]
-    assert [t.task_id for t in TaskReader(db, clock).list_tasks(alice, TaskQuery(cluster)).tasks] == [ids[2]]
+    assert [t[0] for t in current.tasks] == [ids[2], ids[1]]
+    assert [t[0] for t in TaskReader(db, clock).list_tasks(alice, TaskQuery(cluster)).tasks] == [ids[2]]
     second = delayed.list_tasks(alice, TaskQuery(cluster, page_number=2, page_size=1, archived=True))
-    assert ([t.task_id for t in second.tasks], second.total) == ([ids[1]], 3)
+    assert ([t[0] for t in second.tasks], second.total) == ([ids[1]], 3)
     clock.advance(40)  # the failed task ended 70 s ago now: history
     assert delayed.list_tasks(alice, TaskQuery(cluster_id=cluster)).total == 1
 

@@ -331,3 +331,24 @@ def test_checks_run_in_order(env: Env) -> None:
     expect(e.SignatureDoesNotMatch, "SignatureDoesNotMatch", 400, env, v3(secret="x", nonce="used"))
     bad_method = raw_v1(V1_BASE.replace("HMAC-SHA1", "MD5").replace("Timestamp=2024", "Timestamp=1999"))
     expect(e.InvalidSignatureMethod, "InvalidSignatureMethod", 400, env, bad_method)
+
+
+def test_v1_query_not_in_canonical_form_still_verifies(env: Env) -> None:
+    """The fast string from the raw query is only a shortcut: a query that escapes unreserved characters
+    (%41 for A) or writes a space as '+' is verified over its decoded parameters."""
+    for value, sent in (("A-1", "%41-1"), ("a b", "a+b")):
+        signed = sign_v1("ListTasks", {"ClusterId": value}, "ak", SECRET, when=NOW)
+        encoded = signed.url_path.replace(
+            "ClusterId=" + ("A-1" if value == "A-1" else "a%20b"), "ClusterId=" + sent
+        )
+        req = received(SignedRequest(signed.method, encoded, {}))
+        assert req.params["ClusterId"] == value
+        assert env.verify(req).access_key_id == "ak"
+
+
+def test_v1_raw_query_tampered_fails(env: Env) -> None:
+    """A canonical query changed after signing fails on both strings, with the decoded one in the error."""
+    signed = sign_v1("ListTasks", {"ClusterId": "ehpc-hz-1"}, "ak", SECRET, when=NOW)
+    req = received(SignedRequest(signed.method, signed.url_path.replace("ehpc-hz-1", "ehpc-hz-2"), {}))
+    error = expect(e.SignatureDoesNotMatch, "SignatureDoesNotMatch", 400, env, req)
+    assert "ehpc-hz-2" in error.message

@@ -5,13 +5,14 @@ Every exception on the way becomes a response here, and only here; every call is
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import structlog
 
-from hpcplane import metrics
+from hpcplane import logs, metrics
 from hpcplane.api.action import Action, Call
 from hpcplane.api.authn import read_credentials
 from hpcplane.api.dispatch import VERSIONS
@@ -30,6 +31,7 @@ from hpcplane.domain.errors import (
     MissingParameter,
     NotAuthorized,
     RedisError,
+    ServiceUnavailable,
     Throttling,
     UnknownError,
 )
@@ -44,7 +46,8 @@ log = structlog.get_logger("hpcplane.api")
 class _Trail:
     """What the audit record of one call says, filled in as the call goes through the pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_fields: dict[str, object]) -> None:
+        self.log_fields = log_fields  # what every log line of the call carries (logs.bind_request)
         self.principal: Principal | None = None
         self.action: str | None = None
         self.resource: str | None = None
@@ -67,9 +70,9 @@ class Gateway:
         console session's, console/), the caller is already known and the request carries no signature:
         validation, authorization, audit and errors are the same."""
         started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=req.client_ip)
-        trail = _Trail()
+        fields: dict[str, object] = {"request_id": request_id, "client_ip": req.client_ip}
+        bound = logs.bind_request(fields)
+        trail = _Trail(fields)
         code: str | None = None
         headers = NO_HEADERS
         try:
@@ -81,15 +84,16 @@ class Gateway:
             status, body, code, headers = self._fail(UnknownError(), request_id)
         elapsed = time.perf_counter() - started
         metrics.record_request(req.action if req.action in self._known else "Unknown", code or "OK", elapsed)
-        log.info(
-            "request",
-            action=req.action,
-            status=status,
-            code=code or "OK",
-            ms=round(elapsed * 1000, 2),
-        )
+        if logs.enabled(logging.INFO):
+            log.info(
+                "request",
+                action=req.action,
+                status=status,
+                code=code or "OK",
+                ms=round(elapsed * 1000, 2),
+            )
         self._audit(req, request_id, trail, code)
-        structlog.contextvars.clear_contextvars()
+        logs.unbind_request(bound)
         return status, body, headers
 
     def _audit(self, req: RpcRequest, request_id: str, trail: _Trail, code: str | None) -> None:
@@ -122,6 +126,8 @@ class Gateway:
     def _run(
         self, req: RpcRequest, request_id: str, trail: _Trail, known: Principal | None = None
     ) -> dict[str, object]:
+        if not self._services.audit.accepting:
+            raise ServiceUnavailable()  # load shedding: the writer's backlog is full (services/audit.py)
         creds = read_credentials(req) if known is None else None
         if creds is not None:
             check_credentials(creds)
@@ -131,9 +137,8 @@ class Gateway:
         if principal is None:
             raise UnknownError()
         trail.principal = principal
-        structlog.contextvars.bind_contextvars(
-            account_id=principal.account.id, access_key_id=principal.access_key_id
-        )
+        trail.log_fields["account_id"] = principal.account.id
+        trail.log_fields["access_key_id"] = principal.access_key_id
         wait = self._services.limiter.take(principal.access_key_id, action.name)
         if wait:
             raise Throttling(wait)

@@ -25,6 +25,7 @@ class RpcRequest:
     client_ip: str
     secure: bool = False
     form: list[tuple[str, str]] = field(default_factory=list)
+    raw_query: str = ""  # the query string as it arrived, still encoded
 
     @property
     def action(self) -> str | None:
@@ -51,7 +52,8 @@ def build_request(
     headers: dict[str, str] = {}
     for name, value in raw_headers:
         headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-    query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+    raw = raw_query.decode("latin-1")
+    query = parse_qsl(raw, keep_blank_values=True, encoding="utf-8")
     form: list[tuple[str, str]] = []
     if headers.get("content-type", "").split(";")[0].strip().lower() == FORM_TYPE and body:
         form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -67,6 +69,7 @@ def build_request(
         client_ip=client_ip,
         secure=secure,
         form=form,
+        raw_query=raw,
     )
 
 

@@ -47,6 +47,29 @@ def v1_string_to_sign(method: str, params: Mapping[str, str], *, plus: bool = Fa
     return f"{method.upper()}&{encode('/')}&{encode(cqs)}"
 
 
+# One name=value pair of a query already in canonical form: unreserved characters and upper-case %XX.
+_CANONICAL_PAIR = re.compile(r"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})+=(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})*", re.ASCII)
+
+
+def v1_string_to_sign_raw(method: str, raw_query: str) -> str | None:
+    """The V1 string to sign built straight from the query as it arrived, when every pair of it is in
+    the canonical encoding already (as the SDKs send it): no decoding and re-encoding of each name and
+    value. None when some pair is not (a '+', lower-case hex, a bare name): then the caller builds it
+    from the decoded parameters (v1_string_to_sign). A query whose pairs encode an unreserved character
+    (%41 for A) gives a string the client did not sign: the caller falls back on a mismatch too."""
+    pairs: list[tuple[str, str]] = []
+    for piece in raw_query.split("&"):
+        if not _CANONICAL_PAIR.fullmatch(piece):
+            return None
+        name, _, value = piece.partition("=")
+        if name != "Signature":
+            pairs.append((name, value))
+    pairs.sort()  # by encoded name, then value: as canonical_query orders them
+    cqs = "&".join(f"{k}={v}" for k, v in pairs)
+    # enc() of a canonical query: only '%', '=' and '&' in it are not unreserved.
+    return f"{method.upper()}&%2F&" + cqs.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+
+
 def v1_signature(string_to_sign: str, secret: str) -> str:
     digest = hmac.new((secret + "&").encode(), string_to_sign.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()

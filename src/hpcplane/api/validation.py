@@ -57,6 +57,8 @@ def check_request(req: RpcRequest) -> None:
     surrogates, sizes within VALUE_MAX_CHARS and PARAMS_MAX_CHARS."""
     check_names(name for name, _ in [*req.query, *req.form])
     for source in (req.query, req.form):
+        if len({name for name, _ in source}) == len(source):
+            continue  # no name repeated (the common case: no Counter needed to find which)
         repeated = [name for name, count in Counter(name for name, _ in source).items() if count > 1]
         if repeated:
             raise InvalidParams(shown(repeated[0]), "is given more than once")
@@ -67,15 +69,29 @@ def check_request(req: RpcRequest) -> None:
     check_values(req.params)
 
 
+# Names found well formed before (the SDKs send the same few again and again): checked by one set lookup.
+# Bounded, so that made-up names cannot grow it; past the bound, names are checked in full each time.
+_WELL_FORMED: set[str] = set()
+_WELL_FORMED_MAX = 4096
+
+
 def check_names(names: Iterable[str]) -> None:
     for count, name in enumerate(names, 1):
         if count > MAX_PARAMETERS:
             raise InvalidParams(shown(name), f"is beyond {MAX_PARAMETERS} parameters")
-        if not _NAME.fullmatch(name):
-            raise InvalidParams(shown(name), "is not a well-formed parameter name")
-        for segment in name.split("."):
-            if _INDEX_SEGMENT.fullmatch(segment):
-                values.list_index(name, segment, 10**values.INDEX_DIGITS - 1)
+        if name in _WELL_FORMED:
+            continue
+        _check_name(name)
+        if len(_WELL_FORMED) < _WELL_FORMED_MAX:
+            _WELL_FORMED.add(name)
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise InvalidParams(shown(name), "is not a well-formed parameter name")
+    for segment in name.split("."):
+        if _INDEX_SEGMENT.fullmatch(segment):
+            values.list_index(name, segment, 10**values.INDEX_DIGITS - 1)
 
 
 def check_values(params: Mapping[str, str]) -> None:

@@ -29,7 +29,7 @@ def check_text(name: str, value: str) -> str:
     """`value` unchanged, unless it holds a NUL byte or a lone surrogate (InvalidParams naming `name`)."""
     if "\x00" in value:
         raise InvalidParams(name, "holds a NUL byte")
-    if _SURROGATE.search(value):
+    if not value.isascii() and _SURROGATE.search(value):  # ASCII holds no surrogate: skip the search
         raise InvalidParams(name, "is not valid Unicode")
     return value
 

@@ -51,6 +51,13 @@ OPERATION_NAMES: dict[TaskType, str] = {
 }
 
 
+# One task as ListTasks reads it on its hot path, lean: TaskView's fields but created_at, in that order,
+# as stored (type and status their enums' values, checked against them by `TASK_TYPES`/`TASK_STATUSES`).
+TaskRow = tuple[str, str, str, str, int, int, str, str, str]
+TASK_TYPES: dict[str, str] = {t.value: t.value for t in TaskType}
+TASK_STATUSES: dict[str, str] = {s.value: s.value for s in TaskStatus}
+
+
 @dataclass(frozen=True, slots=True)
 class TaskView:
     """One task as ListTasks renders it; Result, Errors and Request are JSON strings."""

@@ -1,66 +1,111 @@
-"""The audit sink: calls are recorded in batches by a background thread, and flushed on close."""
+"""The batched writer: every call's audit record, and the nonces accepted since the last batch, written
+by one background thread in one transaction every `_INTERVAL` seconds, and flushed on close.
+
+One writer for both keeps SQLite's single write lock to one short transaction per interval instead of
+one per call (the nonce) plus one per interval (the audit batch). The backlog is bounded: once
+`max_backlog` records wait (the store not taking writes), `accepting` is False and the gateway refuses
+new calls with ServiceUnavailable (HTTP 503) before doing any work, so memory stays bounded; the
+refusals are still audited (they have `_HEADROOM` of their own), and only past that a record is dropped
+and logged (docs/robustness.md, "Load shedding").
+"""
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 
 import structlog
 
+from hpcplane.clock import Clock, SystemClock
 from hpcplane.domain.errors import DbError
 from hpcplane.store import audit as store
 from hpcplane.store.audit import AuditRecord
-from hpcplane.store.db import Database
+from hpcplane.store.db import Database, Driver
+from hpcplane.store.nonces import BatchedNonces
 
 log = structlog.get_logger("hpcplane.audit")
 
 _BATCH = 500
 _INTERVAL = 0.2
+MAX_BACKLOG = 100_000
+_HEADROOM = 10_000
 
 
 class AuditSink:
-    """Takes records without blocking the request; writes them within about `_INTERVAL` seconds."""
+    """Takes records without blocking the request; writes them (and the pending nonces) within about
+    `_INTERVAL` seconds."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        nonces: BatchedNonces | None = None,
+        clock: Clock | None = None,
+        max_backlog: int = MAX_BACKLOG,
+        interval: float = _INTERVAL,
+    ) -> None:
         self._db = db
-        self._queue: queue.Queue[AuditRecord] = queue.Queue(maxsize=100_000)
+        self._nonces = nonces
+        self._clock = clock or SystemClock()
+        self._max = max_backlog
+        self._interval = interval
+        self._queue: deque[AuditRecord] = deque()
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="hpcplane-audit", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    @property
+    def accepting(self) -> bool:
+        """False while the backlog is full: new calls are to be refused (ServiceUnavailable)."""
+        return len(self._queue) < self._max
+
     def record(self, record: AuditRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            log.error("audit queue full; record dropped", request_id=record.request_id)
+        if len(self._queue) >= self._max + _HEADROOM:
+            self.dropped += 1
+            log.error("audit backlog full; record dropped", request_id=record.request_id)
+            return
+        self._queue.append(record)  # deque.append is atomic: no lock on the request's path
 
     def flush(self) -> None:
-        """Write everything queued so far (retrying once the store answers again)."""
-        batch: list[AuditRecord] = []
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-            if len(batch) >= _BATCH:
+        """Write everything queued so far, and the pending nonces (retrying once the store answers)."""
+        with self._flushing:
+            while True:
+                batch: list[AuditRecord] = []
+                while len(batch) < _BATCH:
+                    try:
+                        batch.append(self._queue.popleft())
+                    except IndexError:
+                        break
                 self._write(batch)
-                batch = []
-        self._write(batch)
+                if len(batch) < _BATCH:
+                    return
 
     def _write(self, batch: list[AuditRecord]) -> None:
-        if not batch:
+        nonces = self._nonces
+        if not batch and (nonces is None or nonces.pending == 0):
             return
         try:
             with self._db.write() as conn:
+                if nonces is not None:
+                    nonces.write_pending(Driver.within(conn), self._clock.now())
                 store.insert_records(conn, batch)
         except DbError as error:
             log.warning("audit write failed; will retry", records=len(batch), cause=repr(error.__cause__))
-            for record in batch:
-                self.record(record)
+            if nonces is not None:
+                nonces.failed()
+            self._queue.extendleft(reversed(batch))
             raise
+        if nonces is not None:
+            nonces.done()
 
     def _run(self) -> None:
-        while not self._stop.wait(_INTERVAL):
+        while not self._stop.wait(self._interval):
             try:
                 self.flush()
             except DbError:
@@ -72,4 +117,4 @@ class AuditSink:
         try:
             self.flush()
         except DbError:
-            log.error("audit records lost at shutdown: the store is unreachable", records=self._queue.qsize())
+            log.error("audit records lost at shutdown: the store is unreachable", records=len(self._queue))

@@ -14,7 +14,7 @@ from hpcplane.domain.errors import ClusterNotFound, NotEnabled
 from hpcplane.domain.tasks import TaskStatus, TaskType
 from hpcplane.store import tasks as task_store
 from hpcplane.store.db import Database
-from hpcplane.store.tasks import NewTask, TaskPage
+from hpcplane.store.tasks import NewTask, TaskRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +39,13 @@ class TaskReader:
         self._archive_delay = archive_delay
         self._grace = timedelta(seconds=deleted_cluster_grace)
 
-    def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskPage:
+    def list_tasks(self, principal: Principal, query: TaskQuery) -> TaskRows:
         now = self._clock.now()
         current_since = None
         if self._archive_delay > 0:
             current_since = now - timedelta(seconds=self._archive_delay)
         with self._db.driver() as driver:
-            scope, page = task_store.list_tasks(
+            scope, page = task_store.list_task_rows(
                 driver,
                 account_id=principal.account.id,
                 cluster_id=query.cluster_id,

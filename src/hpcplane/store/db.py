@@ -7,7 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +188,8 @@ class Database:
         overflow = pool_size * 2 if max_overflow is None else max_overflow
         self.budget = pool_size + overflow
         self.deadlines: Deadlines | None = None
+        # SQLite: each thread's own connection for the bare statements (Database.driver), kept open.
+        self._threads = _ThreadConnections(self.url.database, timeout) if self.is_sqlite else None
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, timeout)
         else:
@@ -242,14 +244,31 @@ class Database:
         with self._deadline(None), self._transaction("DEFERRED") as conn:
             yield conn
 
+    def driver(self, *, write: bool = False, deadline: float | None = None) -> AbstractContextManager[Driver]:
+        """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer.
+
+        A read on SQLite is this thread's own connection, through a plain context manager object: the
+        generator-based one below costs more than the indexed read it wraps."""
+        if not write and self._threads is not None:
+            own = self._threads.reader()
+            if own is not None:
+                return own
+        return self._driver(write, deadline)
+
     @contextmanager
-    def driver(self, *, write: bool = False, deadline: float | None = None) -> Iterator[Driver]:
-        """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer."""
+    def _driver(self, write: bool, deadline: float | None) -> Iterator[Driver]:
         with self._single_writer(write), self._deadline(deadline), self._autocommit() as driver:
             yield driver
 
     @contextmanager
     def _autocommit(self) -> Iterator[Driver]:
+        own = self._threads.get() if self._threads is not None else None
+        if own is not None:
+            try:
+                yield Driver(own, True)
+            except sqlite3.OperationalError as error:
+                raise DbError() from error
+            return
         try:
             pooled = self.engine.raw_connection()
         except (*_STORE_FAILURES, exc.DBAPIError) as error:
@@ -285,8 +304,87 @@ class Database:
             raise
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and every thread's own SQLite connection)."""
+        if self._threads is not None:
+            self._threads.close()
         self.engine.dispose()
+
+
+class _ThreadConnections:
+    """One sqlite3 connection per thread, opened on first use and kept: a pool checkout through
+    SQLAlchemy (checkout events, the connection fairy, reset on return) costs more than the indexed
+    statements run on it. Autocommit (isolation_level None), with the pragmas of the pooled connections.
+    None for an in-memory database, whose connections would each see a database of their own."""
+
+    def __init__(self, path: str | None, timeout: float) -> None:
+        self._path = path if path and path != ":memory:" and not path.startswith("file:") else None
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+
+    def get(self) -> sqlite3.Connection | None:
+        if self._path is None:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = _sqlite_connect(self._path, self._timeout)
+            except sqlite3.Error as error:
+                raise DbError() from error
+            self._local.conn = conn
+            self._local.reader = _OwnReader(Driver(conn, True))
+            with self._lock:
+                self._open.append(conn)
+        return conn
+
+    def reader(self) -> _OwnReader | None:
+        """This thread's connection as a context manager giving its Driver (None: in-memory database)."""
+        found: _OwnReader | None = getattr(self._local, "reader", None)
+        if found is None and self.get() is not None:
+            found = self._local.reader
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._open = self._open, []
+            self._local = threading.local()
+        for conn in opened:
+            conn.close()
+
+
+class _OwnReader:
+    """`with` gives the thread's Driver; a store failure inside becomes DbError."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def __enter__(self) -> Driver:
+        return self._driver
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        if isinstance(error, sqlite3.OperationalError):
+            raise DbError() from error
+
+
+def _sqlite_connect(path: str, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+    _sqlite_pragmas(conn, timeout)
+    # 1 MiB of page cache each (SQLite's default is 2): up to 32 API threads hold one, beside the pool's;
+    # the indexed reads they serve touch a few pages, and the OS caches the file anyway.
+    conn.execute("PRAGMA cache_size=-1024")
+    return conn
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, timeout: float) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    cursor.close()
 
 
 def _sqlite_engine(url: str, timeout: float) -> Engine:
@@ -305,12 +403,7 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not the driver, decide how a transaction starts.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cursor.close()
+        _sqlite_pragmas(dbapi_connection, timeout)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

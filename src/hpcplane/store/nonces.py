@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hpcplane.domain.errors import RedisError
-from hpcplane.store.db import Database
+from hpcplane.domain.errors import RedisError, ServiceUnavailable
+from hpcplane.store.db import Database, Driver
 
 _PURGE_EVERY = 1000
 
@@ -30,7 +31,8 @@ _PURGE = "DELETE FROM nonces WHERE expires_at < ?"
 
 
 class SqlNonces:
-    """Remembers (AccessKeyId, nonce) pairs in the `nonces` table, so every process sees them."""
+    """Remembers (AccessKeyId, nonce) pairs in the `nonces` table with one upsert per call (the form before
+    BatchedNonces, which the server uses now; kept for its tests and as the reference semantics)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -54,6 +56,86 @@ class SqlNonces:
                 self._since_purge = 0
                 driver.execute(_PURGE, (now,))
         return fresh
+
+
+_SEEN = "SELECT 1 FROM nonces WHERE access_key_id = ? AND nonce = ? AND expires_at >= ?"
+# A batch: a nonce another process recorded in the same window (the store's row not yet expired) is
+# left as it is; an expired row is taken over, as by the single upsert.
+_RECORD = (
+    "INSERT INTO nonces (access_key_id, nonce, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+    " WHERE nonces.expires_at < ?"
+)
+MAX_PENDING = 50_000
+
+
+class BatchedNonces:
+    """Nonces checked in memory and in the store, recorded in the store in batches (group commit).
+
+    `remember` refuses a nonce that this process took and has not written yet (memory) or that any
+    process has written (one indexed read, no write). Accepted nonces wait in memory until the writer
+    (services.audit.AuditSink, every 0.2 s, in the transaction of the audit batch) records them all in one
+    statement. So: a replay to this process is refused at once; to another process sharing the store,
+    once the batch is written (within the writer's interval); after a restart, always (close() writes
+    what is pending), and after a crash (kill -9, power loss) of the last interval's nonces, not: a
+    replay of those is bounded by the timestamp window (docs/robustness.md, "Nonces").
+
+    The backlog is bounded: with `max_pending` nonces waiting (the store not taking writes), further
+    calls are refused with ServiceUnavailable rather than held in memory without end."""
+
+    def __init__(self, db: Database, *, max_pending: int = MAX_PENDING) -> None:
+        self._db = db
+        self._max = max_pending
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], datetime] = {}
+        self._writing: dict[tuple[str, str], datetime] = {}
+        self._since_purge = 0
+
+    def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool:
+        key = (access_key_id, nonce)
+        with self._lock:
+            if key in self._pending or key in self._writing:
+                return False
+            if len(self._pending) + len(self._writing) >= self._max:
+                raise ServiceUnavailable()
+        with self._db.driver() as driver:
+            if driver.execute(_SEEN, (access_key_id, nonce, now)).fetchone() is not None:
+                return False
+        with self._lock:
+            if key in self._pending or key in self._writing:  # the same nonce, in another thread
+                return False
+            self._pending[key] = now + timedelta(seconds=ttl)
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending) + len(self._writing)
+
+    def write_pending(self, driver: Driver, now: datetime) -> int:
+        """Record every pending nonce in the caller's transaction (`done` once it commits, `failed` if
+        it does not); the number recorded."""
+        with self._lock:
+            self._writing.update(self._pending)
+            self._pending = {}
+            rows = [(k, n, expires, now) for (k, n), expires in self._writing.items()]
+        # In key order: two processes' batches that share a nonce (a replay across processes within the
+        # window) then take its row lock in the same order, so PostgreSQL sees no deadlock.
+        rows.sort()
+        if rows:
+            driver.executemany(_RECORD, rows)
+            self._since_purge += len(rows)
+            if self._since_purge >= _PURGE_EVERY:
+                self._since_purge = 0
+                driver.execute(_PURGE, (now,))
+        return len(rows)
+
+    def done(self) -> None:
+        """The batch committed: the store answers for those nonces now."""
+        with self._lock:
+            self._writing = {}
+
+    def failed(self) -> None:
+        """The batch did not commit: its nonces stay in memory (refused) for the next batch."""
 
 
 class RedisNonces:

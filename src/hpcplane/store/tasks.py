@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from hpcplane.domain.tasks import TaskStatus, TaskType, TaskView
+from hpcplane.domain.tasks import TASK_STATUSES, TASK_TYPES, TaskRow, TaskStatus, TaskType, TaskView
 from hpcplane.store import events
 from hpcplane.store.db import Driver
 from hpcplane.store.tables import clusters, tasks
@@ -115,6 +116,14 @@ class TaskPage:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRows:
+    """One page of tasks as lean rows (TaskRow) and the number of all matches: ListTasks' hot path."""
+
+    tasks: list[TaskRow]
+    total: int
+
+
 _COLUMNS = (
     "task_id, cluster_id, task_type, status, current_step, total_steps, result, errors, request, created_at"
 )
@@ -163,6 +172,58 @@ def list_tasks(
     offset: int,
     limit: int,
 ) -> tuple[TaskScope | None, TaskPage]:
+    """`list_task_rows` with each task as a TaskView (created_at parsed, enums made)."""
+    scope, page = _list(
+        driver,
+        partial(_view, driver),
+        account_id=account_id,
+        cluster_id=cluster_id,
+        task_id=task_id,
+        archived=archived,
+        current_since=current_since,
+        offset=offset,
+        limit=limit,
+    )
+    return scope, TaskPage(page.tasks, page.total)  # type: ignore[arg-type]
+
+
+def list_task_rows(
+    driver: Driver,
+    *,
+    account_id: str,
+    cluster_id: str,
+    task_id: str | None,
+    archived: bool,
+    current_since: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[TaskScope | None, TaskRows]:
+    """`_list` with each task a lean TaskRow: no object per row, no time parsed."""
+    return _list(
+        driver,
+        _lean,
+        account_id=account_id,
+        cluster_id=cluster_id,
+        task_id=task_id,
+        archived=archived,
+        current_since=current_since,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def _list(
+    driver: Driver,
+    convert: Callable[[Sequence[Any]], Any],
+    *,
+    account_id: str,
+    cluster_id: str,
+    task_id: str | None,
+    archived: bool,
+    current_since: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[TaskScope | None, TaskRows]:
     """What ListTasks checks (None: no such account) and, when the account owns the cluster, a page of
     its tasks, newest first (ties by insertion order). The caller must check the scope before answering.
 
@@ -181,29 +242,45 @@ def list_tasks(
         count_params = () if own_count else params[1:]
         rows = driver.execute(sql, (*count_params, cluster_id, account_id, *params, limit, offset)).fetchall()
         if not rows:
-            return None, TaskPage(tasks=[], total=0)
+            return None, TaskRows(tasks=[], total=0)
         scope = _scope(driver, rows[0][:4])
         total = scope.task_count if own_count else int(rows[0][4] or 0)
-        return scope, TaskPage([_view(driver, row[5:]) for row in rows if row[5] is not None], total)
+        return scope, TaskRows([convert(row[5:]) for row in rows if row[5] is not None], total)
     row = driver.execute(_SCOPE, (cluster_id, account_id)).fetchone()
     if row is None:
-        return None, TaskPage(tasks=[], total=0)
+        return None, TaskRows(tasks=[], total=0)
     scope = _scope(driver, row)
     if not scope.cluster_found:
-        return scope, TaskPage(tasks=[], total=0)
+        return scope, TaskRows(tasks=[], total=0)
     if own_count:
         total = scope.task_count
     else:
         total = int(driver.execute(_COUNT.format(filter=where), params).fetchone()[0])
     if offset >= total:
-        return scope, TaskPage(tasks=[], total=total)
+        return scope, TaskRows(tasks=[], total=total)
     rows = _page_rows(driver, where, params, offset, min(limit, total - offset), total)
-    return scope, TaskPage([_view(driver, row) for row in rows], total)
+    return scope, TaskRows([convert(row) for row in rows], total)
 
 
 def _scope(driver: Driver, row: Sequence[Any]) -> TaskScope:
     enabled, cid, deleted_at, task_count = row
     return TaskScope(bool(enabled), cid is not None, driver.time(deleted_at), task_count or 0)
+
+
+def _lean(row: Sequence[Any]) -> TaskRow:
+    """The row's first nine columns, type and status checked against their enums by a dict lookup."""
+    task_id, cluster_id, task_type, status, current, total, result, errors, request = row[:9]
+    return (
+        task_id,
+        cluster_id,
+        TASK_TYPES[task_type],
+        TASK_STATUSES[status],
+        current,
+        total,
+        result,
+        errors,
+        request,
+    )
 
 
 def _view(driver: Driver, row: Sequence[Any]) -> TaskView:

@@ -27,17 +27,27 @@ def list_tasks(call: Call, query: TaskQuery) -> dict[str, object]:
         "TotalCount": page.total,
         "Tasks": [
             {
-                "ClusterId": task.cluster_id,
-                "TaskId": task.task_id,
-                "TaskType": task.task_type.value,
-                "Status": task.status.value,
-                "CurrentStep": task.current_step,
-                "TotalSteps": task.total_steps,
-                "Result": task.result,
-                "Errors": task.errors,
-                "Request": task.request,
+                "ClusterId": cluster_id,
+                "TaskId": task_id,
+                "TaskType": task_type,
+                "Status": status,
+                "CurrentStep": current_step,
+                "TotalSteps": total_steps,
+                "Result": result,
+                "Errors": errors,
+                "Request": request,
             }
-            for task in page.tasks
+            for (
+                task_id,
+                cluster_id,
+                task_type,
+                status,
+                current_step,
+                total_steps,
+                result,
+                errors,
+                request,
+            ) in page.tasks
         ],
     }
 
