@@ -339,7 +339,7 @@ def start_throttled(topology: Topology, name: str) -> Proc:
 def throttle(ctx: Context, procs: list[Proc], key: dict[str, str], warm: dict[str, str]) -> None:
     """3x the throttle quota (#6) from one AccessKey over two API processes whose token buckets are
     shared in Redis (HPCPLANE_RATE_LIMIT / HPCPLANE_RATE_BURST / HPCPLANE_ACTION_RATE_LIMITS, see
-    THROTTLE_SETTINGS): ListClusters and CreateCluster offered open-loop at three times their quotas.
+    start_throttled()): ListClusters and CreateCluster offered open-loop at three times their quotas.
     Goodput is the calls answered; they stay within what the quotas allow (burst + rate x time) over
     both processes together, the quota stays usable under the overload, and the refused calls get
     Throttling.User."""
@@ -366,7 +366,7 @@ def throttle(ctx: Context, procs: list[Proc], key: dict[str, str], warm: dict[st
     for load in loads:
         load.stop()
         ctx.load.adopt(load)  # the tasks created are the run's: they must end like any other
-    seconds = max(load.span() for load in loads)
+    seconds = max(0.001, *(load.span() for load in loads))
     outcomes = loads[0].outcomes() + loads[1].outcomes()
     offered, ok = sum(outcomes.values()), outcomes.get("ok", 0)
     created = loads[1].count("ok")
