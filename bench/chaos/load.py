@@ -46,6 +46,7 @@ class Load:
     timeout: float = 30.0  # the SDK's own timeout: far above any bound the suite checks
     records: list[Record] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
+    transport_errors: Counter[str] = field(default_factory=Counter)  # what "transport" was, by kind
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,8 +81,10 @@ class Load:
             outcome = "ok"
         except SdkError as error:
             outcome = error.code
-        except Exception:
+        except Exception as error:
             outcome = TRANSPORT
+            with self._lock:
+                self.transport_errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
         with self._lock:
             self.records.append(Record(start, time.monotonic(), action, outcome))
         return body

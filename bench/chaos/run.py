@@ -4,7 +4,8 @@ On PostgreSQL + Redis: two API processes and two workers (plus one in a network 
 when run as root), every path to PostgreSQL and Redis through a proxy process the suite controls. Then
 the embedded mode: one `serve` on SQLite. Exit status 1 when an invariant breaks (a task lost, stuck or
 applied twice, an undocumented error code, a call past its bound, a takeover past lease + slack, more
-connections than the budget), 2 when PostgreSQL or Redis is missing.
+connections than the budget, a throttled AccessKey answered past its quota), 2 when PostgreSQL or Redis
+is missing.
 """
 
 from __future__ import annotations
