@@ -46,6 +46,7 @@ class Load:
     timeout: float = 30.0  # the SDK's own timeout: far above any bound the suite checks
     records: list[Record] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
+    transport_errors: Counter[str] = field(default_factory=Counter)  # what "transport" was, by kind
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,11 +81,36 @@ class Load:
             outcome = "ok"
         except SdkError as error:
             outcome = error.code
-        except Exception:
+        except Exception as error:
             outcome = TRANSPORT
+            with self._lock:
+                self.transport_errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
         with self._lock:
             self.records.append(Record(start, time.monotonic(), action, outcome))
         return body
+
+    def create(self, endpoint: str, key: dict[str, str], name: str) -> str | None:
+        """One CreateCluster; its task is kept among the accepted ones. The cluster's id, or None."""
+        body = self.call(
+            endpoint,
+            key,
+            "CreateCluster",
+            Name=name,
+            Password=PASSWORD,
+            EcsOrder={"Compute": {"Count": 1, "InstanceType": "ecs.c6.large"}},
+        )
+        if body is None:
+            return None
+        with self._lock:
+            self.accepted.append(Accepted(str(body["TaskId"]), str(body["ClusterId"]), time.monotonic()))
+        return str(body["ClusterId"])
+
+    def adopt(self, other: Load) -> None:
+        """Take `other`'s accepted tasks as this load's own (so the run waits for them to end)."""
+        with other._lock:
+            accepted = list(other.accepted)
+        with self._lock:
+            self.accepted.extend(accepted)
 
     def _caller(self, index: int, key: dict[str, str]) -> None:
         rng = random.Random(index)
@@ -95,20 +121,9 @@ class Load:
             endpoint = rng.choice(endpoints)
             calls += 1
             if calls % self.create_every == 1:
-                body = self.call(
-                    endpoint,
-                    key,
-                    "CreateCluster",
-                    Name=f"chaos-{index}-{calls}",
-                    Password=PASSWORD,
-                    EcsOrder={"Compute": {"Count": 1, "InstanceType": "ecs.c6.large"}},
-                )
-                if body is not None:
-                    with self._lock:
-                        self.accepted.append(
-                            Accepted(str(body["TaskId"]), str(body["ClusterId"]), time.monotonic())
-                        )
-                    clusters.append(str(body["ClusterId"]))
+                cluster_id = self.create(endpoint, key, f"chaos-{index}-{calls}")
+                if cluster_id is not None:
+                    clusters.append(cluster_id)
             elif clusters and calls % 2:
                 self.call(endpoint, key, "ListTasks", ClusterId=rng.choice(clusters))
             else:
@@ -129,3 +144,37 @@ class Load:
     def outcomes(self) -> Counter[str]:
         with self._lock:
             return Counter(r.outcome for r in self.records)
+
+
+@dataclass
+class Paced(Load):
+    """Open-loop callers: each calls `action` at `rate` calls a second on its own schedule, whatever the
+    answers (a refused call does not slow the offered load down); CreateCluster creates clusters."""
+
+    action: str = "ListClusters"
+    rate: float = 1.0
+
+    def _caller(self, index: int, key: dict[str, str]) -> None:
+        rng = random.Random(1000 + index)
+        interval = 1.0 / self.rate
+        due = time.monotonic() + rng.uniform(0, interval)  # callers spread over the first interval
+        calls = 0
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            due += interval
+            calls += 1
+            endpoint = rng.choice(self.endpoints())
+            if self.action == "CreateCluster":
+                self.create(endpoint, key, f"throttle-{index}-{calls}")
+            else:
+                self.call(endpoint, key, self.action)
+
+    def span(self) -> float:
+        """Seconds from the first call's start to the last call's end."""
+        with self._lock:
+            if not self.records:
+                return 0.0
+            return max(r.end for r in self.records) - min(r.start for r in self.records)
+
+    def count(self, outcome: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.records if r.outcome == outcome)

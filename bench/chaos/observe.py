@@ -105,11 +105,15 @@ class Observer:
         return taken
 
     def wait_first_step(self, moment: datetime, since: float, limit: float) -> float | None:
-        """Seconds from `since` until some worker recorded a step after `moment` (None: not in `limit`)."""
+        """Seconds from `since` until some worker recorded a step after `moment` (None: not in `limit`).
+
+        A task created since has updated_at too, but no step yet (current_step 0): it does not count."""
         deadline = since + limit
         while time.monotonic() < deadline:
             with self.db.read() as conn:
-                last = conn.execute(select(func.max(tasks.c.updated_at))).scalar()
+                last = conn.execute(
+                    select(func.max(tasks.c.updated_at)).where(tasks.c.current_step > 0)
+                ).scalar()
             if last is not None and last > moment:
                 return time.monotonic() - since
             time.sleep(0.05)

@@ -38,6 +38,7 @@ class Run:
     codes: Counter[str] = field(default_factory=Counter)
     drain: float | None = None  # last fault end -> every accepted task ended
     goodput: str = "not measured"
+    throttle: str = "not measured"  # goodput at 3x the throttle quota
     connections: dict[str, tuple[int, int]] = field(default_factory=dict)  # role -> (peak, budget)
     breaches: list[str] = field(default_factory=list)
 
@@ -59,6 +60,7 @@ class Run:
             "drain_s": self.drain,
             "codes": dict(self.codes),
             "goodput": self.goodput,
+            "throttle_goodput": self.throttle,
             "faults": [
                 {
                     "name": f.name,
@@ -122,6 +124,7 @@ def table(run: Run) -> str:
         f" (n={len(all_takeovers)}); every task ended {_s(run.drain)} s after the last fault",
         "client outcomes: " + ", ".join(f"{code} {n}" for code, n in sorted(run.codes.items())),
         f"goodput under overload: {run.goodput}",
+        f"goodput at 3x the throttle quota: {run.throttle}",
         "connections per process, peak (budget): "
         + (
             ", ".join(f"{role} {peak} ({budget})" for role, (peak, budget) in sorted(run.connections.items()))

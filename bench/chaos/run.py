@@ -4,7 +4,8 @@ On PostgreSQL + Redis: two API processes and two workers (plus one in a network 
 when run as root), every path to PostgreSQL and Redis through a proxy process the suite controls. Then
 the embedded mode: one `serve` on SQLite. Exit status 1 when an invariant breaks (a task lost, stuck or
 applied twice, an undocumented error code, a call past its bound, a takeover past lease + slack, more
-connections than the budget), 2 when PostgreSQL or Redis is missing.
+connections than the budget, a throttled AccessKey answered past its quota), 2 when PostgreSQL or Redis
+is missing.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def postgres_phase(profile: Profile, run: Run, workdir: Path, rng: random.Random
         )
         load: Load | None = None
         try:
-            keys = make_keys(topology, direct_url, profile.clients + 1)
+            keys = make_keys(topology, direct_url, profile.clients + 2)
             apis = [topology.api(f"api{n}", wait=False) for n in (1, 2)]
             workers = [topology.worker(f"worker{n}", wait=False) for n in (1, 2)]
             topology.wait_ready()
@@ -174,11 +175,13 @@ def postgres_phase(profile: Profile, run: Run, workdir: Path, rng: random.Random
                 pg_port,
                 lambda host, port: direct.set(host=host, port=port).render_as_string(False),
             )
+            # The throttle pair starts while the overload runs (starting a process is slow under load).
+            throttled = [scenarios.start_throttled(topology, f"api-throttle{n}") for n in (1, 2)]
             overloaded = topology.api(
                 "api-overload", max_concurrency="2", api_threads="2", db_pool_size="2", db_max_overflow="0"
             )
             scenarios.overload(ctx, overloaded, callers=6)
-            scenarios.throttle(ctx)
+            scenarios.throttle(ctx, throttled, keys[profile.clients], keys[profile.clients + 1])
             load.stop()
             settle(ctx, load)
             check_budgets(run, observer.peak, overloaded.pid)

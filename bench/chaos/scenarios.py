@@ -14,7 +14,7 @@ import psycopg
 from tests.support.pathproxy import PathProxy
 from tests.support.proxy import Proxy
 
-from bench.chaos.load import DOCUMENTED, Load
+from bench.chaos.load import DOCUMENTED, Load, Paced
 from bench.chaos.observe import Observer, utcnow
 from bench.chaos.report import Fault, Run
 from bench.chaos.topology import Netns, Proc, Topology
@@ -134,7 +134,11 @@ def wait_for_leases(ctx: Context, proc: Proc, limit: float = 10.0) -> dict[str, 
 
 
 def kill_worker(ctx: Context, proc: Proc) -> None:
-    """SIGKILL a worker that holds leases; start it again at once; time each takeover."""
+    """SIGKILL a worker that holds leases while another worker runs; start it again at once (and wait
+    until it runs, so the next fault finds every worker up); time each takeover."""
+    for other in ctx.topology.of("worker"):
+        if other is not proc and other.alive():
+            other.wait_ready()  # a worker still starting takes nothing over: that would time its start
     wait_for_leases(ctx, proc)
     ctx.observer.count_from(float("inf"))
     start = time.monotonic()
@@ -144,11 +148,17 @@ def kill_worker(ctx: Context, proc: Proc) -> None:
     held = ctx.observer.held_by(pid)  # what the dead worker still holds: only a takeover frees these
     fault = Fault("SIGKILL worker", ctx.backend, note=f"{len(held)} leases held")
     stepping = ctx.watch_first_step(fault, end_wall, start)
-    restart = threading.Thread(target=proc.restart)  # started again meanwhile, as a supervisor would
+    took: list[float] = []
+    # Started again meanwhile, as a supervisor would; the takeover is the other worker's.
+    restart = threading.Thread(target=lambda: took.append(proc.restart()))
     restart.start()
     fault.takeover = ctx.observer.wait_taken_over(held, start, ctx.profile.lease * 3)
     restart.join()
     stepping.join()
+    if took:
+        fault.note += f"; restarted in {took[0]:.1f} s"
+    else:
+        ctx.run.breach(f"SIGKILL worker: {proc.name} did not start again: {proc.tail(3)}")
     ctx.record(fault, start, start, end_wall, stepped=True)
 
 
@@ -307,16 +317,84 @@ def overload(ctx: Context, proc: Proc, callers: int) -> None:
     ctx.run.faults.append(fault)
 
 
-def throttle(ctx: Context) -> None:
-    """3x the throttle quota (#6). Runs once Settings has rate-limit fields (HPCPLANE_RATE_*)."""
-    fields = sorted(name for name in Settings.model_fields if name.startswith("rate_"))
-    if not fields:
-        ctx.run.faults.append(Fault("3x throttle quota", ctx.backend, skipped="rate limiting not present"))
-        return
-    ctx.run.faults.append(
-        Fault(
-            "3x throttle quota",
-            ctx.backend,
-            skipped=f"rate settings {fields} found: wire them in bench/chaos/scenarios.py throttle()",
-        )
+# The throttle scenario's quotas (#6): per AccessKey, and for CreateCluster per AccessKey on top.
+THROTTLE_RATE, THROTTLE_BURST = 8, 8
+THROTTLE_CREATE_RATE, THROTTLE_CREATE_BURST = 1, 2
+# Open-loop callers, each waiting for its answer: enough that the offered rate holds at 3x even when
+# a loaded machine makes a call take half a second.
+THROTTLE_LIST_CALLERS, THROTTLE_CREATE_CALLERS = 12, 2
+
+
+def start_throttled(topology: Topology, name: str) -> Proc:
+    """An API process with the throttle scenario's quotas (not waited for: see throttle())."""
+    return topology.api(
+        name,
+        wait=False,
+        rate_limit=str(THROTTLE_RATE),
+        rate_burst=str(THROTTLE_BURST),
+        action_rate_limits=f"CreateCluster={THROTTLE_CREATE_RATE}/{THROTTLE_CREATE_BURST}",
     )
+
+
+def throttle(ctx: Context, procs: list[Proc], key: dict[str, str], warm: dict[str, str]) -> None:
+    """3x the throttle quota (#6) from one AccessKey over two API processes whose token buckets are
+    shared in Redis (HPCPLANE_RATE_LIMIT / HPCPLANE_RATE_BURST / HPCPLANE_ACTION_RATE_LIMITS, see
+    start_throttled()): ListClusters and CreateCluster offered open-loop at three times their quotas.
+    Goodput is the calls answered; they stay within what the quotas allow (burst + rate x time) over
+    both processes together, the quota stays usable under the overload, and the refused calls get
+    Throttling.User."""
+    endpoints = [p.endpoint for p in procs]
+    for proc in procs:
+        proc.wait_ready()
+        # A process's first calls are slow (connections, caches): made from another key, not counted.
+        ctx.load.call(proc.endpoint, warm, "ListClusters")
+        ctx.load.create(proc.endpoint, warm, f"throttle-warm-{proc.name}")
+    lists = 3 * (THROTTLE_RATE - THROTTLE_CREATE_RATE)  # with the creates: 3x the per-key quota
+    creates = 3 * THROTTLE_CREATE_RATE
+    loads = [
+        Paced(lambda: endpoints, [key] * THROTTLE_LIST_CALLERS, rate=lists / THROTTLE_LIST_CALLERS),
+        Paced(
+            lambda: endpoints,
+            [key] * THROTTLE_CREATE_CALLERS,
+            action="CreateCluster",
+            rate=creates / THROTTLE_CREATE_CALLERS,
+        ),
+    ]
+    for load in loads:
+        load.start()
+    time.sleep(ctx.profile.overload)
+    for load in loads:
+        load.stop()
+        ctx.load.adopt(load)  # the tasks created are the run's: they must end like any other
+    seconds = max(0.001, *(load.span() for load in loads))
+    outcomes = loads[0].outcomes() + loads[1].outcomes()
+    offered, ok = sum(outcomes.values()), outcomes.get("ok", 0)
+    created = loads[1].count("ok")
+    allowed = THROTTLE_BURST + THROTTLE_RATE * seconds
+    allowed_creates = THROTTLE_CREATE_BURST + THROTTLE_CREATE_RATE * seconds
+    ctx.run.throttle = (
+        f"{ok / seconds:.1f} ok calls/s of {offered / seconds:.1f} offered/s"
+        f" ({offered / seconds / THROTTLE_RATE:.1f}x the quota) from one AccessKey over two"
+        f" API processes (quota {THROTTLE_RATE}/s, burst {THROTTLE_BURST}: {allowed:.0f} calls allowed"
+        f" in {seconds:.1f} s, {ok} answered; CreateCluster {THROTTLE_CREATE_RATE}/s burst"
+        f" {THROTTLE_CREATE_BURST}: {created} of {sum(loads[1].outcomes().values())} created,"
+        f" {allowed_creates:.0f} allowed;"
+        f" {outcomes.get('Throttling.User', 0)} Throttling.User)"
+    )
+    ctx.run.codes.update(outcomes)
+    fault = Fault("3x throttle quota", ctx.backend, codes=outcomes, duration=round(seconds, 2))
+    fault.note = f"2 API processes sharing Redis buckets, {offered} calls offered"
+    unexpected = {c for c in outcomes if c not in DOCUMENTED and c != "ok"}
+    if unexpected:
+        ctx.run.breach(f"3x throttle quota: unexpected outcomes {sorted(unexpected)}")
+    if not outcomes.get("Throttling.User"):
+        ctx.run.breach("3x throttle quota: no call was throttled")
+    # Slack for the clocks (Redis's against this process's) and a call in flight at either end.
+    if ok > allowed * 1.05 + 2 or created > allowed_creates * 1.05 + 1:
+        ctx.run.breach(
+            f"3x throttle quota: {ok} calls ({created} CreateCluster) answered where the quotas allow"
+            f" {allowed:.0f} ({allowed_creates:.0f})"
+        )
+    if ok < 0.5 * min(offered, allowed):
+        ctx.run.breach(f"3x throttle quota: goodput collapsed ({ok} answered of {allowed:.0f} allowed)")
+    ctx.run.faults.append(fault)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {args.seconds:.0f} s at half load ({CALLERS} callers, a call every {PACE} s each)")
     print(f"calls {sum(outcomes.values())}, errors {errors} ({errors / hours:.1f}/hour)", end="")
     print("".join(f", {code} {n}" for code, n in sorted(outcomes.items()) if code != "ok"))
+    for what, n in load.transport_errors.most_common(5):
+        print(f"  transport: {n} x {what}")
     for name in first:
         growth = (last[name] - first[name]) / hours
         print(f"RSS {name}: {first[name]:.1f} MB -> {last[name]:.1f} MB ({growth:+.1f} MB/hour)")
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         f" / applied twice {run.applied_twice}"
     )
     broken = errors or run.lost or run.stuck or run.applied_twice
+    if broken:
+        print(f"logs in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 1 if broken else 0
 
 

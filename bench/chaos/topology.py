@@ -27,6 +27,7 @@ class Proc:
     port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    log_from: int = 0  # where this start's output begins in the log (earlier starts wrote before it)
 
     @property
     def endpoint(self) -> str:
@@ -42,6 +43,7 @@ class Proc:
 
     def start(self, timeout: float = 90.0, *, wait: bool = True) -> None:
         with self.log.open("ab") as out:
+            self.log_from = out.tell()
             self.process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready(timeout)
@@ -57,8 +59,12 @@ class Proc:
             time.sleep(0.05)
 
     def ready(self) -> bool:
+        """An API answers /healthz; a worker printed its banner in this start's output (the log is
+        appended to, so the banner of a start before a SIGKILL must not count)."""
         if self.port is None:
-            return "hpcplane worker" in self.log.read_text(errors="replace")
+            with self.log.open("rb") as log:
+                log.seek(self.log_from)
+                return b"hpcplane worker" in log.read()
         try:
             return httpx.get(f"http://{self.endpoint}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
