@@ -45,8 +45,12 @@ def machine_state() -> dict[str, list[str]]:
         "links": [line.split(":")[1].strip() for line in lines("ip", "-o", "link", "show") if ":" in line],
         "accounts": sorted(p.pw_name for p in pwd.getpwall()),
         "mounts": sorted(m for m in mounts if "hpcplane" in m or "/run/netns/" in m),
+        # Live daemons only: an exited one stays a zombie until this machine's init reaps it.
         "daemons": sorted(
-            line for name in ("slurmctld", "slurmd", "munged") for line in lines("pgrep", "-a", "-x", name)
+            line
+            for name in ("slurmctld", "slurmd", "munged")
+            for line in lines("pgrep", "-a", "-x", name)
+            if not line.endswith("<defunct>")
         ),
     }
 
