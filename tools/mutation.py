@@ -39,8 +39,8 @@ STATUS.update({36: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -24
 STATUS.update({37: "caught by type check", -11: "segfault", -9: "segfault"})
 # Fast and in-process: no PostgreSQL/Redis variants of the store tests (the same SQL runs on SQLite).
 PYTEST_ARGS = ["-m", "not postgres and not redis", "-p", "no:cacheprovider", "-x", "-q"]
-SAMPLE = 120  # mutants per module by default (`--sample`); `--all` for every one
-BUDGET = 1200.0  # seconds per module by default (`--budget`), generation and the clean run included
+SAMPLE = 100  # mutants per module by default (`--sample`); `--all` for every one
+BUDGET = 900.0  # seconds per module by default (`--budget`), generation and the clean run included
 _LIST_ONLY = "hpcplane_mutation_list_only"  # a mutant name matching nothing: mutmut generates, then stops
 
 
