@@ -74,6 +74,7 @@ def test_depth_counts_only_brackets_outside_strings(text: str) -> None:
         "[[[]]]",
         '{"a": {"b": {}}}',
         "[[[],[[]]]]",  # back down to 3, then deeper again
+        "[[],[[]]]",  # back down by one only, then deeper again
         "[1, [2, [3]]]",
     ],
 )
@@ -89,6 +90,7 @@ def test_depth_is_counted_before_the_parser_runs() -> None:
     assert reason(lambda: values.read_json("P", "XXXX", max_depth=2)) == "is not valid JSON"
     assert reason(lambda: values.read_json("P", '"\\\\" [[[', max_depth=2)) == "nests deeper than 2 levels"
     assert reason(lambda: values.read_json("P", "[[[", max_depth=2)) == "nests deeper than 2 levels"
+    assert reason(lambda: values.read_json("P", "[[X[", max_depth=2)) == "nests deeper than 2 levels"
 
 
 def test_json_integers_fit_in_64_bits() -> None:
