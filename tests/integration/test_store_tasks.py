@@ -217,3 +217,33 @@ def test_archived_total_is_the_clusters_own_count(db: Database) -> None:
     for offset in (0, DEEP):
         assert read(db, "A", "CA", offset=offset)[1].total == DEEP + 50
         assert read(db, "A", "CA", offset=offset, archived=False)[1].total == 3
+
+
+def test_insert_task_writes_the_engines_columns(db: Database) -> None:
+    """The plan, step state, due time, end time, ClientToken and params hash a service gives are the
+    row's; the creation and update times are `now`; the cluster counts the task."""
+    add_account(db, "A", clusters_owned=("CA",))
+    due = START + timedelta(seconds=30)
+    ended = START + timedelta(seconds=60)
+    plan = '[{"step": "a"}, {"step": "b"}]'
+    add(
+        db,
+        new_task(
+            "t-1", "A", "CA", plan=plan, state='{"n": 1}', run_after=due, finished_at=ended,
+            client_token="tok", params_hash="h",
+        ),
+        seconds=5,
+    )  # fmt: skip
+    with db.driver() as driver:
+        row = driver.execute(
+            "SELECT plan, state, run_after, finished_at, client_token, params_hash, created_at, updated_at"
+            " FROM tasks WHERE task_id = ?",
+            ("t-1",),
+        ).fetchone()
+        times = [driver.time(value) for value in row[2:4]] + [driver.time(value) for value in row[6:8]]
+    assert tuple(row[:2]) == (plan, '{"n": 1}')
+    assert tuple(row[4:6]) == ("tok", "h")
+    assert times == [due, ended, START + timedelta(seconds=5), START + timedelta(seconds=5)]
+    scope, _ = read(db, "A", "CA")
+    assert scope is not None
+    assert scope.task_count == 1

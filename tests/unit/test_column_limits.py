@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Text
 
 from hpcplane.api.actions import operations
 from hpcplane.api.actions.operations import read_add_nodes, read_create_cluster
 from hpcplane.domain.resources import Role
-from hpcplane.store.limits import TABLES, width
+from hpcplane.store.limits import TABLES, fit, width
 from tests.support.probing import PROBE_MAX, longest_accepted
 
 CREATE = {"Name": "limits", "Password": "Abc-1234x"}
@@ -56,3 +57,26 @@ def test_add_nodes_parameters_fit_the_nodes_table() -> None:
 def test_unknown_parameters_are_bounded() -> None:
     """A parameter CreateCluster keeps without reading (in `clusters.extra`) is bounded too."""
     assert 0 < longest_accepted(read_create_cluster, CREATE, "Plugin") <= 1024
+
+
+def test_width_of_a_text_column_is_the_callers_limit() -> None:
+    """A String column gives its declared length; a Text column the `unbounded` limit given, and
+    without one (or for a column that is not text at all) ValueError naming the column."""
+    assert width("audit_log", "request_id") == 64
+    assert width("audit_log", "decision") == 16
+    text = next(c.name for c in TABLES["tasks"].c if isinstance(c.type, Text))
+    assert width("tasks", text, unbounded=500) == 500
+    with pytest.raises(ValueError, match=rf"^tasks\.{text} is not a bounded String column$"):
+        width("tasks", text)
+    with pytest.raises(ValueError, match=r"^audit_log\.id is not a bounded String column$"):
+        width("audit_log", "id")
+
+
+def test_fit_makes_any_text_storable_in_its_column() -> None:
+    """NUL bytes become U+FFFD and lone surrogates '?', then the text is cut to the column's width
+    (of the table and column named); None stays None."""
+    assert fit("audit_log", "request_id", None) is None
+    assert fit("audit_log", "request_id", "a\x00b\ud800c") == "a\ufffdb?c"
+    assert fit("audit_log", "request_id", "é" * 100) == "é" * 64
+    assert fit("audit_log", "decision", "x" * 100) == "x" * 16
+    assert fit("audit_log", "resource", "r" * 400) == "r" * 300

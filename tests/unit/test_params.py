@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -140,3 +142,75 @@ def test_int_round_trips_in_range(number: int) -> None:
         assert page_size(str(number)) == number
     else:
         refused(str(number))
+
+
+def reason_of(call: Callable[[], object], name: str) -> str:
+    """The reason of the InvalidParams `call` raises, after checking it names `name`."""
+    with pytest.raises(InvalidParams) as caught:
+        call()
+    assert caught.value.fields == {"name": name}
+    return caught.value.reason
+
+
+def test_text_default_max_length_is_1024() -> None:
+    """Without max_length, text and required_str take 1,024 characters and refuse 1,025, saying so."""
+    at, over = Params({"Name": "x" * 1024}), Params({"Name": "x" * 1025})
+    assert at.text("Name") == "x" * 1024
+    assert at.required_str("Name") == "x" * 1024
+    assert reason_of(lambda: over.text("Name"), "Name") == "is longer than 1024 characters"
+    assert reason_of(lambda: over.required_str("Name"), "Name") == "is longer than 1024 characters"
+
+
+def test_text_max_length_is_inclusive() -> None:
+    """max_length characters are accepted, one more is refused with the limit in the reason."""
+    assert Params({"Name": "x" * 8}).text("Name", max_length=8) == "x" * 8
+    assert reason_of(lambda: Params({"Name": "x" * 9}).text("Name", max_length=8), "Name") == (
+        "is longer than 8 characters"
+    )
+
+
+def test_text_reasons_name_what_is_wrong() -> None:
+    """The reason (logged by the gateway) says a required text is missing, or that it holds a NUL byte,
+    and the error names the parameter read."""
+    assert reason_of(lambda: Params({}).required_str("ClusterId"), "ClusterId") == "is required"
+    assert reason_of(lambda: Params({"ClusterId": ""}).text("ClusterId", required=True), "ClusterId") == (
+        "is required"
+    )
+    assert reason_of(lambda: Params({"Name": "a\x00b"}).text("Name"), "Name") == "holds a NUL byte"
+
+
+def test_bool_reason() -> None:
+    """A word that is not a boolean: the reason says so."""
+    assert reason_of(lambda: Params({"Archived": "yes"}).bool("Archived", default=False), "Archived") == (
+        "is not a boolean"
+    )
+
+
+def test_json_absent_empty_or_required() -> None:
+    """An absent or empty JSON parameter is None unless required ("is required")."""
+    assert Params({}).json("Filter") is None
+    assert Params({"Filter": ""}).json("Filter") is None
+    assert reason_of(lambda: Params({}).json("Filter", required=True), "Filter") == "is required"
+    assert Params({"Filter": '{"a": [1, "b"]}'}).json("Filter", required=True) == {"a": [1, "b"]}
+
+
+def test_json_bounds_default_and_given() -> None:
+    """JSON is bounded by max_length (default 16,384 characters) and max_depth (default 32 levels), and
+    the bounds given are the ones applied, also above the defaults; errors name the parameter."""
+    padded = '"' + "x" * 16_382 + '"'  # 16,384 characters
+    assert Params({"Filter": padded}).json("Filter") == "x" * 16_382
+    longer = Params({"Filter": '"' + "x" * 16_383 + '"'})
+    assert reason_of(lambda: longer.json("Filter"), "Filter") == "is longer than 16384 characters"
+    assert longer.json("Filter", max_length=20_000) == "x" * 16_383
+    assert reason_of(lambda: Params({"Filter": "[1, 2]"}).json("Filter", max_length=5), "Filter") == (
+        "is longer than 5 characters"
+    )
+    deep = "[" * 32 + "]" * 32
+    assert Params({"Filter": deep}).json("Filter") is not None
+    assert reason_of(lambda: Params({"Filter": "[" + deep + "]"}).json("Filter"), "Filter") == (
+        "nests deeper than 32 levels"
+    )
+    assert reason_of(lambda: Params({"Filter": "[[[]]]"}).json("Filter", max_depth=2), "Filter") == (
+        "nests deeper than 2 levels"
+    )
+    assert reason_of(lambda: Params({"Filter": "{"}).json("Filter"), "Filter") == "is not valid JSON"

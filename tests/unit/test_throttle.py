@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpcplane.api.throttle import LocalBuckets, Quota, Quotas, RateLimiter, parse_quotas
+from hpcplane.api.throttle import LocalBuckets, Quota, Quotas, RateLimiter, Unlimited, parse_quotas, wait_ms
 
 
 class FakeClock:
@@ -85,3 +85,60 @@ def test_unlimited_quotas_admit_everything() -> None:
     """No quota configured: every call goes on."""
     limiter = LocalBuckets(Quotas(None), FakeClock())
     assert admitted(limiter, "k", "ListTasks", 1000) == 1000
+
+
+def test_quota_settings_read_every_way_they_may_be_written() -> None:
+    """A burst under 1 is 1 (per key and per action); an action's burst defaults to its rate rounded up,
+    at least 1; `,` separates like `;`, and an empty part is skipped, not the end."""
+    assert parse_quotas(5, 0, "").per_key == Quota(5, 1)
+    quotas = parse_quotas(0, 1, "A=0.5, B=2.5/0;; C=1")
+    assert quotas.per_key is None
+    assert quotas.per_action == {"A": Quota(0.5, 1), "B": Quota(2.5, 1), "C": Quota(1, 1)}
+
+
+def test_unlimited_and_unquoted_actions_wait_for_nothing() -> None:
+    """Unlimited admits at once; with only per-action quotas, another action takes from no bucket."""
+    assert Unlimited().take("k", "AddNodes") == 0
+    limiter = LocalBuckets(parse_quotas(0, 1, "AddNodes=1/1"), FakeClock())
+    assert admitted(limiter, "k", "ListTasks", 100) == 100
+    assert admitted(limiter, "k", "AddNodes", 3) == 1
+
+
+def test_the_wait_is_at_least_one_millisecond() -> None:
+    """A bucket a hair short of one token says 1 ms, never 0 (0 means "go on")."""
+    assert wait_ms(0.9999, Quota(10, 1)) == 1
+    assert wait_ms(0.0, Quota(10, 1)) == 100
+
+
+def test_buckets_that_have_refilled_are_forgotten_every_10000_calls() -> None:
+    """Every 10,000th admitted call forgets the buckets idle for longer than the longest refill (burst /
+    rate: 2 s here), which are the same as new ones; those idle exactly that long are kept."""
+    clock = FakeClock()
+    limiter = LocalBuckets(parse_quotas(2, 4, ""), clock)
+    for i in range(4999):
+        assert limiter.take(f"old{i}", "ListTasks") == 0
+    clock.now += 3
+    for i in range(5000):
+        assert limiter.take(f"mid{i}", "ListTasks") == 0
+    assert len(limiter._state) == 9999  # no call has been the 10,000th yet
+    clock.now += 2  # the `mid` buckets are now idle exactly the longest refill time
+    assert limiter.take("new", "ListTasks") == 0
+    assert len(limiter._state) == 5001  # the `old` ones forgotten
+    clock.now += 5
+    for i in range(9999):
+        assert limiter.take(f"next{i}", "ListTasks") == 0
+    assert len(limiter._state) == 15000  # 9,999 admitted calls since the last time: not yet
+    clock.now += 5
+    assert limiter.take("last", "ListTasks") == 0
+    assert set(limiter._state) == {"last"}
+
+
+def test_buckets_of_per_action_quotas_are_forgotten_too() -> None:
+    """With per-action quotas only, the longest refill is the longest burst / rate among them."""
+    clock = FakeClock()
+    limiter = LocalBuckets(parse_quotas(0, 1, "AddNodes=2/4"), clock)
+    for i in range(9999):
+        assert limiter.take(f"k{i}", "AddNodes") == 0
+    clock.now += 3  # beyond 4 / 2 = 2 s
+    assert limiter.take("new", "AddNodes") == 0
+    assert set(limiter._state) == {"new:AddNodes"}
