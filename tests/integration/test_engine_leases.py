@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from hpcplane import metrics
 from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import DbError
@@ -265,3 +266,90 @@ def test_before_run_is_called_only_when_a_claim_got_tasks(services: Services) ->
     stop_task(services)
     assert len(worker.claim()) == 1
     assert called == [1]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_lease_run_out_in_a_round_gives_up_every_step_of_it(services: Services, many: bool) -> None:
+    """A provider call outliving the lease (no heartbeat), run alone or in a round with a task whose step
+    of that round has no effect (StopCluster's drain-nodes, recorded at the round's end): neither step is
+    recorded, each lost lease logged with its step and reason; the tasks' states are as before the step."""
+    fake = Hooked(services)
+    fake.during = lambda: time.sleep(0.3)
+    who = principal(services)
+    other_cluster = seeded(services, who, computes=1)
+    waiting = services.operations.cluster_operation(
+        who, "req-stop", TaskType.STOP_CLUSTER, other_cluster, {"Action": "StopCluster"}
+    ).task_id
+    running = stop_task(services, who)
+    worker = engine(services, fake, lease=0.25)
+    leases = {lease.task_id: lease for lease in worker.claim(2)}
+    with capture_logs() as captured:
+        if many:
+            worker.run_many([leases[waiting], leases[running]])
+        else:
+            worker.run(leases[running])
+    row = task_row(services, running)
+    assert (row.current_step, row.lease_owner, fake.calls) == (NODE_STEP - 1, "a", 1)
+    lost = [(e.get("task_id"), e["step"], e["reason"]) for e in captured if e["event"] == "lease lost"]
+    # The running step's loss is logged by _attempt (its task_id bound to the log context, not the event).
+    if many:
+        assert task_row(services, waiting).current_step == leases[waiting].current_step == NODE_STEP - 1
+        assert lost == [
+            (None, NODE_STEP, "expired during the provider's call"),
+            (waiting, NODE_STEP, "expired before it could be renewed"),
+        ]
+    else:
+        assert lost == [(None, NODE_STEP, "expired during the provider's call")]
+
+
+def test_a_round_step_refused_at_its_recording_is_logged_and_its_state_restored(services: Services) -> None:
+    """run_many: a task taken over while its no-effect step waits for the round's end is refused at the
+    recording, logged as a lost lease (taken over) with its step, its in-memory progress undone."""
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    fake = Hooked(services)
+    who = principal(services)
+    other_cluster = seeded(services, who, computes=1)
+    victim = services.operations.cluster_operation(
+        who, "req-stop", TaskType.STOP_CLUSTER, other_cluster, {"Action": "StopCluster"}
+    ).task_id
+    running = stop_task(services, who)
+    worker, other = engine(services, fake), engine(services, fake)
+    other.owner = "b"
+    leases = {lease.task_id: lease for lease in worker.claim(2)}
+
+    def during() -> None:
+        clock.advance(31)
+        assert len(other.claim(1, task_id=victim)) == 1
+
+    fake.during = during
+    with capture_logs() as captured:
+        worker.run_many([leases[victim], leases[running]])
+    assert task_row(services, running).status == "Success"
+    row = task_row(services, victim)
+    assert (row.current_step, row.lease_owner) == (NODE_STEP - 1, "b")
+    assert leases[victim].current_step == NODE_STEP - 1
+    lost = [(e["task_id"], e["step"], e["reason"]) for e in captured if e["event"] == "lease lost"]
+    assert lost == [(victim, NODE_STEP, "taken over")]
+
+
+def test_a_failed_task_is_logged_and_counted_by_type_and_code(services: Services) -> None:
+    """_fail: the "task failed" warning names the task and the code; the end is counted under the task's
+    type and Failed."""
+    fake = Hooked(services)
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    fake.during = boom
+    task_id = stop_task(services)
+    worker = engine(services, fake)
+    ended = metrics.get().tasks_ended.labels(TaskType.STOP_COMPUTES.value, "Failed")
+    before = ended._value.get()
+    [lease] = worker.claim()
+    with capture_logs() as captured:
+        worker.run(lease)
+    assert task_row(services, task_id).status == "Failed"
+    assert ended._value.get() - before == 1
+    failed = [(e["task_id"], e["code"]) for e in captured if e["event"] == "task failed"]
+    assert failed == [(task_id, "UnknownError")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,19 @@ class Scripted(SimulatedCloud):
         self.reason = "slurmd did not answer"
         self.faulted: set[str] = set()  # failed by an injected fault, never asked
         self.error: str | None = None  # every node call fails whole with this reason
+        self.seen: list[tuple[str, str, dict[str, str]]] = []  # per call: the cluster's and nodes' statuses
+        self.services = services
+
+    def watch(self, action: str, cluster_id: str) -> None:
+        status = cluster_row(self.services, cluster_id).status
+        found = hosts(self.services, cluster_id)
+        self.seen.append((action, status, {name: row.status for name, row in found.items()}))
 
     def node_fails(self, task_type: TaskType, hostname: str) -> bool:
         return hostname in self.faulted
+
+    def ensure_controller(self, token: str, cluster_id: str) -> None:
+        self.watch("controller", cluster_id)
 
     def _log(self, token: str, action: str, nodes: list[NodeRef]) -> NodesOutcome:
         if self.error is not None:
@@ -76,7 +87,14 @@ class Scripted(SimulatedCloud):
         return self._answer(nodes)
 
     def prepare_cluster(self, token: str, cluster_id: str, nodes: list[NodeRef]) -> NodesOutcome:
+        self.watch("prepare", cluster_id)
         return self._answer(nodes)
+
+    def ensure_nodes_running(
+        self, token: str, cluster_id: str, nodes: list[NodeRef], *, new: bool
+    ) -> NodesOutcome:
+        self.watch("nodes", cluster_id)
+        return super().ensure_nodes_running(token, cluster_id, nodes, new=new)
 
     def _answer(self, nodes: list[NodeRef]) -> NodesOutcome:
         ready, failed = {}, {}
@@ -133,6 +151,8 @@ def test_node_step_splits_done_failed_unconfirmed_and_faulted_nodes(services: Se
     names = ["compute0", "compute1", "compute2", "compute3"]
     node = {name: found[name].id for name in names}
     task_id = node_task(services, who, TaskType.STOP_COMPUTES, cluster_id, list(node.values()))
+    assert isinstance(services.clock, FakeClock)
+    services.clock.advance(5)
     run_to_end(services.engine)
     row = task_row(services, task_id)
     assert (row.status, json.loads(row.result)) == ("PartialFail", {})
@@ -166,6 +186,8 @@ def test_node_step_splits_done_failed_unconfirmed_and_faulted_nodes(services: Se
         "compute3": ("exception", None),
         "compute4": ("running", None),
     }
+    moved = START + timedelta(seconds=5)
+    assert {n: after[n].updated_at for n in names} == dict.fromkeys(names, moved)
     lines = logs(services, cluster_id)
     total = len(plan_for(TaskType.STOP_COMPUTES))
     assert lines[0] == ("info", f"Task {task_id} started ({total} steps).")
@@ -268,9 +290,16 @@ def create(services: Services, computes: int = 1) -> tuple[str, str]:
 
 
 def test_create_cluster_ends_running_with_every_instance_in_its_result(services: Services) -> None:
-    scripted(services)
+    """CreateCluster: creating until its nodes run (initing from run-instances), init from begin-init;
+    at the end running, every node listed in Result with its address, host name and role."""
+    fake = scripted(services)
     cluster_id, task_id = create(services)
     run_to_end(services.engine)
+    assert [(action, status, sorted(set(found.values()))) for action, status, found in fake.seen] == [
+        ("prepare", "creating", ["uninit"]),
+        ("controller", "init", ["initing"]),
+        ("nodes", "init", ["initing"]),
+    ]
     row = task_row(services, task_id)
     assert row.status == "Success"
     found = hosts(services, cluster_id)
