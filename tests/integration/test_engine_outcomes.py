@@ -407,13 +407,17 @@ def test_delete_cluster_failing_keeps_the_cluster_and_its_nodes(services: Servic
     assert {(n.status, n.deleted_at) for n in hosts(services, cluster_id).values()} == {("exception", None)}
 
 
-def test_delete_cluster_deletes_it_and_every_node(services: Services) -> None:
-    scripted(services)
+@pytest.mark.parametrize("failing", [None, "compute0"])
+def test_delete_cluster_deletes_it_and_every_node(services: Services, failing: str | None) -> None:
+    """DeleteCluster: the cluster and every node deleted at the end, a node that failed to release too
+    (PartialFail: the cluster is gone all the same)."""
+    fake = scripted(services)
+    fake.answers = {} if failing is None else {failing: FAILED}
     who = principal(services)
-    cluster_id = seeded(services, who, computes=1)
+    cluster_id = seeded(services, who, computes=2)
     task_id = cluster_task(services, who, TaskType.DELETE_CLUSTER, cluster_id)
     run_to_end(services.engine)
-    assert task_row(services, task_id).status == "Success"
+    assert task_row(services, task_id).status == ("Success" if failing is None else "PartialFail")
     cluster = cluster_row(services, cluster_id)
     assert (cluster.status, cluster.deleted_at, cluster.task_id) == ("releasing", START, None)
     assert {(n.deleted_at, n.task_id) for n in hosts(services, cluster_id).values()} == {(START, None)}
