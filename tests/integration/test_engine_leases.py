@@ -169,7 +169,7 @@ class Flaky(Hooked):
     def _log(self, token: str, action: str, nodes: list[NodeRef]) -> NodesOutcome:
         self.calls += 1
         if self.calls == 1:
-            raise DbError()
+            raise DbError() from ConnectionError("connection lost")
         self.calls -= 1
         return super()._log(token, action, nodes)
 
@@ -178,17 +178,30 @@ class Flaky(Hooked):
 def test_a_store_failure_during_a_step_is_retried_until_max_step_seconds(
     services: Services, max_step: float
 ) -> None:
+    """The retry logs the step and the cause; past max_step_seconds the error is logged and the lease
+    left to expire. A task run to its end counts as started once (its first step) and ended once."""
     fake = Flaky(services)
     task_id = stop_task(services)
     worker = engine(services, fake, max_step=max_step)
+    kind = TaskType.STOP_COMPUTES.value
+    counters = (
+        metrics.get().tasks_started.labels(kind),
+        metrics.get().tasks_ended.labels(kind, "Success"),
+        metrics.get().steps.labels(kind),
+    )
+    before = [c._value.get() for c in counters]
     [lease] = worker.claim()
     with capture_logs() as captured:
         worker.run(lease)
     row = task_row(services, task_id)
-    events = [e["event"] for e in captured if e["log_level"] == "warning"]
+    warnings = [e for e in captured if e["log_level"] == "warning"]
+    events = [e["event"] for e in warnings]
+    causes = [e["cause"] for e in warnings]
     if max_step:
         assert (row.status, fake.calls) == ("Success", 2)
         assert events == ["store failed during a step; retrying"]
+        assert (warnings[0]["step"], causes) == (NODE_STEP, ["ConnectionError('connection lost')"])
+        assert [c._value.get() - b for c, b in zip(counters, before, strict=True)] == [1, 1, row.total_steps]
     else:  # no time to retry: the step is given up, the lease left to expire
         assert (row.status, row.current_step, row.lease_owner, fake.calls) == (
             "Processing",
@@ -197,6 +210,7 @@ def test_a_store_failure_during_a_step_is_retried_until_max_step_seconds(
             1,
         )
         assert events == ["store unavailable past max_step_seconds; the lease will expire"]
+        assert [cause.startswith("DbError(") for cause in causes] == [True]
 
 
 @pytest.mark.parametrize("hang", [None, 0.02])
