@@ -24,6 +24,7 @@ from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskType
 from hpcplane.engine.runner import Engine
 from hpcplane.providers.nodes import NodeRef, NodesOutcome
+from hpcplane.store.engine import Lease
 from hpcplane.wiring import Services, build_services
 from tests.integration.conftest import START, FakeClock, database_url
 from tests.integration.test_engine_outcomes import Scripted
@@ -367,3 +368,65 @@ def test_a_failed_task_is_logged_and_counted_by_type_and_code(services: Services
     assert ended._value.get() - before == 1
     failed = [(e["task_id"], e["code"]) for e in captured if e["event"] == "task failed"]
     assert failed == [(task_id, "UnknownError")]
+
+
+def test_waiting_leases_of_a_round_are_heartbeated_while_another_task_hangs(services: Services) -> None:
+    """run_many: while the round's first task hangs (past the lease, heartbeat skipping it), the heartbeat
+    keeps the lease of the task waiting for its turn, which then runs to its end; the hung one is lost."""
+    fake = Hooked(services, "StopComputes.hang_step=1;StopComputes.hang_seconds=1.2")
+    who = principal(services)
+    hung = stop_task(services, who)
+    cluster_id = seeded(services, who, computes=1)
+    waiting = services.operations.cluster_operation(
+        who, "req-stop", TaskType.STOP_CLUSTER, cluster_id, {"Action": "StopCluster"}
+    ).task_id
+    worker = engine(services, fake, lease=1.0)
+    leases = {lease.task_id: lease for lease in worker.claim(2)}
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.02):
+            worker.heartbeat()
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        worker.run_many([leases[hung], leases[waiting]])
+    finally:
+        stop.set()
+        beating.join()
+    assert task_row(services, waiting).status == "Success"
+    assert (task_row(services, hung).current_step, fake.calls) == (0, 1)  # the waiting one's node call
+
+
+class Counting(Engine):
+    """An engine counting its claims (drive's polls)."""
+
+    claims = 0
+
+    def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
+        self.claims += 1
+        return super().claim(limit, task_id)
+
+
+def test_drive_sleeps_until_the_next_step_or_its_timeout_at_most_half_a_second_at_a_time(
+    services: Services,
+) -> None:
+    """drive with the next step a minute away (simulated): it polls once when the timeout is nearer than
+    half a second, and again after half a second otherwise."""
+    fake = Hooked(services)
+    fake.step_delay = lambda: 60.0  # type: ignore[method-assign]
+    task_id = stop_task(services)
+    for timeout, polls in ((0.3, 1), (1.5, 2)):
+        worker = Counting(
+            services.db,
+            fake,
+            services.clock,
+            owner=f"drive-{timeout}",
+            lease_seconds=30.0,
+            max_attempts=3,
+            max_step_seconds=600.0,
+        )
+        assert not worker.drive(task_id, timeout=timeout)
+        assert worker.claims == polls if polls == 1 else worker.claims >= polls
+    assert task_row(services, task_id).current_step == 1
