@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskType
 from hpcplane.engine.runner import Engine
 from hpcplane.providers.nodes import NodeRef, NodesOutcome
+from hpcplane.store.db import Database, Driver
 from hpcplane.store.engine import Lease
 from hpcplane.wiring import Services, build_services
 from tests.integration.conftest import START, FakeClock, database_url
@@ -430,3 +432,57 @@ def test_drive_sleeps_until_the_next_step_or_its_timeout_at_most_half_a_second_a
         assert not worker.drive(task_id, timeout=timeout)
         assert worker.claims == polls if polls == 1 else worker.claims >= polls
     assert task_row(services, task_id).current_step == 1
+
+
+class FailingWrites(Database):
+    """The store, whose next `failures` autocommit writes (a round's recording) fail as a lost
+    connection would."""
+
+    failures = 0
+
+    def driver(self, *, write: bool = False, deadline: float | None = None) -> AbstractContextManager[Driver]:
+        if write and self.failures > 0:
+            self.failures -= 1
+            raise DbError() from ConnectionError("connection lost")
+        return super().driver(write=write, deadline=deadline)
+
+
+@pytest.mark.parametrize("max_step", [600.0, 0.0])
+def test_a_store_failure_recording_a_round_is_retried_until_max_step_seconds(
+    services: Services, max_step: float
+) -> None:
+    """run_many: the round's recording failing twice is retried (each retry logged with its cause) and
+    the task runs to its end; with no time left the steps are given up, the leases left to expire."""
+    assert services.settings.database_url is not None
+    store = FailingWrites(services.settings.database_url, pool_size=2)
+    try:
+        fake = Hooked(services)
+        who = principal(services)
+        cluster_id = seeded(services, who, computes=1)
+        task_id = services.operations.cluster_operation(
+            who, "req-stop", TaskType.STOP_CLUSTER, cluster_id, {"Action": "StopCluster"}
+        ).task_id
+        worker = Engine(
+            store,
+            fake,
+            services.clock,
+            owner="a",
+            lease_seconds=30.0,
+            max_attempts=3,
+            max_step_seconds=max_step,
+        )
+        leases = worker.claim()
+        store.failures = 2
+        with capture_logs() as captured:
+            worker.run_many(leases)
+        warnings = [(e["event"], e.get("cause")) for e in captured if e["log_level"] == "warning"]
+        row = task_row(services, task_id)
+        if max_step:
+            retried = ("store failed recording steps; retrying", "ConnectionError('connection lost')")
+            assert warnings == [retried, retried]
+            assert row.status == "Success"
+        else:
+            assert warnings == [("store unavailable past max_step_seconds; the leases will expire", None)]
+            assert (row.current_step, row.lease_owner, row.status) == (1, "a", "Processing")  # step 1 logs
+    finally:
+        store.dispose()
