@@ -56,6 +56,11 @@ class Module:
         return self.path.removesuffix(".py").replace("/", ".")
 
 
+ENGINE_TESTS = (
+    "tests/integration/test_engine_steps.py",
+    "tests/integration/test_engine_outcomes.py",
+    "tests/integration/test_engine_leases.py",
+)
 MODULES = (
     Module("hpcplane/api/params.py", ("tests/unit/test_params.py",)),
     Module(
@@ -93,8 +98,9 @@ MODULES = (
         "hpcplane/api/throttle.py", ("tests/unit/test_throttle.py", "tests/integration/test_ratelimits.py")
     ),
     Module("hpcplane/providers/simulated_jobs.py", ("tests/unit/test_simulated_jobs.py",)),
-    Module("hpcplane/engine/runner.py", ("tests/integration/test_engine_steps.py",)),
-    Module("hpcplane/engine/steps.py", ("tests/integration/test_engine_steps.py",)),
+    # The engine in process (the live-server and crash tests reach it only in other processes).
+    Module("hpcplane/engine/runner.py", ENGINE_TESTS),
+    Module("hpcplane/engine/steps.py", ENGINE_TESTS),
 )
 
 
