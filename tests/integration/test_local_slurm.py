@@ -19,9 +19,8 @@ from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams, P
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.facade import LocalClusters
 from hpcplane.providers.local.records import tag_of
-from hpcplane.providers.local.sbatch import JobRequest
 from hpcplane.providers.local.slurmstate import SlurmJob
-from tests.support.localslurm import PREFIX, clusters, local_home, new_cluster_id, poll, token
+from tests.support.localslurm import PREFIX, clusters, local_home, new_cluster_id, poll, submission, token
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 __all__ = ["clusters", "local_home"]
@@ -105,8 +104,8 @@ def test_a_two_node_job_logs_both_host_names_and_never_runs_as_root(
 ) -> None:
     """SubmitJob Node=2 `srun hostname` as a cluster user: the log holds both compute nodes' names."""
     account = clusters.ensure_user(token(), cluster, "alice")
-    request = JobRequest(command_line="srun hostname; id -u", runas_user="alice", node=2)
-    job_id = clusters.submit_job(token(), cluster, request)
+    request = submission(cluster, "srun hostname; id -u", node=2)
+    job_id = clusters.submit_job(token(), request)
     job = _finished(clusters, cluster, job_id)
     assert job.state == "COMPLETED"
     assert set(job.node_list) == {"compute0", "compute1"}
@@ -122,8 +121,8 @@ def test_a_job_sees_its_variables_and_none_of_the_servers_environment(
     """Variables reach the job; the server's own environment (which may hold secrets) never does."""
     monkeypatch.setenv("HPCPLANE_SECRET_KEY", "must-not-leak")
     clusters.ensure_user(token(), cluster, "alice")
-    request = JobRequest(command_line="env", runas_user="alice", variables='{"ALPHA": "one"}')
-    job_id = clusters.submit_job(token(), cluster, request)
+    request = submission(cluster, "env", variables='{"ALPHA": "one"}')
+    job_id = clusters.submit_job(token(), request)
     assert _finished(clusters, cluster, job_id).state == "COMPLETED"
     environment = clusters.job_output(cluster, job_id).stdout.splitlines()
     assert "ALPHA=one" in environment
@@ -182,9 +181,9 @@ def test_every_operation_called_twice_with_its_token_works_once(
     user = token()
     assert clusters.ensure_user(user, cluster, "bob") == clusters.ensure_user(user, cluster, "bob")
     submit = token()
-    request = JobRequest(command_line="true", runas_user="bob")
-    job_id = clusters.submit_job(submit, cluster, request)
-    assert clusters.submit_job(submit, cluster, request) == job_id
+    request = submission(cluster, "true", "bob")
+    job_id = clusters.submit_job(submit, request)
+    assert clusters.submit_job(submit, request) == job_id
     assert [j.job_id for j in clusters.observe_jobs(cluster) if j.comment == f"hpcplane:{submit}"] == [job_id]
     stop = token()
     clusters.ensure_node_stopped(stop, cluster, "compute1")
@@ -204,12 +203,12 @@ def test_a_submit_retried_after_a_crash_finds_its_job(clusters: LocalClusters, c
     """A worker killed between sbatch and saving the token: the retry finds the job by its token."""
     clusters.ensure_user(token(), cluster, "alice")
     submit = token()
-    request = JobRequest(command_line="sleep 30", runas_user="alice")
-    job_id = clusters.submit_job(submit, cluster, request)
+    request = submission(cluster, "sleep 30")
+    job_id = clusters.submit_job(submit, request)
     record = clusters.record(cluster)
     del record.tokens[submit]  # what the record holds when the crash came before it was saved
     clusters.store.save(record)
-    assert clusters.submit_job(submit, cluster, request) == job_id
+    assert clusters.submit_job(submit, request) == job_id
     assert [j.job_id for j in clusters.observe_jobs(cluster) if j.comment == f"hpcplane:{submit}"] == [job_id]
     clusters.cancel_job(token(), cluster, job_id)
 
@@ -217,7 +216,7 @@ def test_a_submit_retried_after_a_crash_finds_its_job(clusters: LocalClusters, c
 def test_requeue_and_cancel_a_running_job(clusters: LocalClusters, cluster: str) -> None:
     """RerunJobs requeues (once per token); StopJobs scancels."""
     clusters.ensure_user(token(), cluster, "alice")
-    job_id = clusters.submit_job(token(), cluster, JobRequest(command_line="sleep 300", runas_user="alice"))
+    job_id = clusters.submit_job(token(), submission(cluster, "sleep 300"))
     poll(lambda: clusters.observe_jobs(cluster, job_id)[0].is_running, 60, "the job to run")
     clusters.requeue_job(token(), cluster, job_id)
     poll(lambda: clusters.observe_jobs(cluster, job_id)[0].restarts >= 1, 60, "the requeue")
@@ -272,9 +271,7 @@ def test_start_cluster_after_a_reboot_brings_it_back(clusters: LocalClusters, cl
     assert clusters.ensure_cluster_running(token(), cluster).failed == {}
     assert all(o.is_ready for o in clusters.observe_nodes(cluster))
     clusters.ensure_user(token(), cluster, "alice")
-    job_id = clusters.submit_job(
-        token(), cluster, JobRequest(command_line="srun hostname", runas_user="alice", node=2)
-    )
+    job_id = clusters.submit_job(token(), submission(cluster, "srun hostname", node=2))
     assert _finished(clusters, cluster, job_id).state == "COMPLETED"
     assert sorted(clusters.job_output(cluster, job_id).stdout.split()) == ["compute0", "compute1"]
 
@@ -363,9 +360,7 @@ def test_destroy_leaves_nothing_behind(clusters: LocalClusters) -> None:
         clusters.ensure_controller(token(), cluster_id)
         clusters.ensure_nodes(token(), cluster_id, ["compute0"])
         clusters.ensure_user(token(), cluster_id, "carol")
-        job_id = clusters.submit_job(
-            token(), cluster_id, JobRequest(command_line="sleep 300", runas_user="carol")
-        )
+        job_id = clusters.submit_job(token(), submission(cluster_id, "sleep 300", "carol"))
         poll(lambda: clusters.observe_jobs(cluster_id, job_id)[0].is_running, 60, "the job to run")
         record = clusters.record(cluster_id)
         root = clusters.store.paths(cluster_id).root

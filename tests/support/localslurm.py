@@ -9,9 +9,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hpcplane.providers.jobs import JobSubmission
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.doctor import PROGRAMS
 from hpcplane.providers.local.facade import LocalClusters
@@ -57,6 +59,12 @@ def clusters(local_home: Path) -> LocalClusters:
 def token() -> str:
     """A fresh (TaskId, step) token."""
     return f"T-{uuid.uuid4().hex[:12]}:0"
+
+
+def submission(cluster_id: str, command_line: str, runas_user: str = "alice", **params: Any) -> JobSubmission:
+    """A job for the facade's submit_job, in the cluster's default queue; `runas_user` as ensure_user
+    took it."""
+    return JobSubmission(cluster_id, "1.manager", command_line, runas_user, "comp", True, **params)
 
 
 def new_cluster_id() -> str:

@@ -11,7 +11,7 @@ import pytest
 from hpcplane.domain.errors import AddressRangeUnavailable, ClusterNotFound, InvalidParams
 from hpcplane.providers.local.commands import Completed
 from hpcplane.providers.local.facade import LocalClusters
-from hpcplane.providers.local.sbatch import JobRequest
+from tests.support.localslurm import submission
 
 
 class RecordingRunner:
@@ -59,11 +59,11 @@ def test_operations_on_an_unknown_cluster_are_cluster_not_found(tmp_path: Path) 
     """No record: every operation but ensure_controller is ClusterNotFound, and nothing runs."""
     runner = RecordingRunner([])
     clusters = LocalClusters(tmp_path, runner=runner)
-    request = JobRequest(command_line="true", runas_user="alice")
+    request = submission("ehpc-none", "true")
     for call in (
         lambda: clusters.ensure_nodes("t", "ehpc-none", ["compute0"]),
         lambda: clusters.ensure_node_stopped("t", "ehpc-none", "compute0"),
-        lambda: clusters.submit_job("t", "ehpc-none", request),
+        lambda: clusters.submit_job("t", request),
         lambda: clusters.observe_nodes("ehpc-none"),
     ):
         with pytest.raises(ClusterNotFound):

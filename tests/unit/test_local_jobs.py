@@ -25,7 +25,7 @@ from hpcplane.providers.jobs import (
 )
 from hpcplane.providers.local.commands import Completed
 from hpcplane.providers.local.facade import LocalClusters
-from hpcplane.providers.local.jobs_provider import LocalJobs, job_request, job_state, local_user_name
+from hpcplane.providers.local.jobs_provider import LocalJobs, job_state, local_submission, local_user_name
 from hpcplane.providers.local.records import USER_NAME, ClusterRecord, NodeRecord, Role
 from hpcplane.providers.local.sbatch import build_sbatch
 from hpcplane.providers.local.slurmstate import parse_jobs
@@ -40,7 +40,7 @@ def _submission(**params: str) -> JobSubmission:
 
 def _options(**params: str) -> tuple[str, ...]:
     home = Path("/h/home/hpabc123-x")
-    return build_sbatch(job_request(_submission(**params)), home, "tok").options  # type: ignore[arg-type]
+    return build_sbatch(local_submission(_submission(**params)), home, "tok").options  # type: ignore[arg-type]
 
 
 def test_every_sdk_parameter_reaches_sbatch() -> None:
@@ -114,7 +114,7 @@ def test_a_queue_other_than_the_default_is_refused() -> None:
     """A local cluster has one partition, which is its scheduler's default queue."""
     submission = read_submit(Params({**BASE, "JobQueue": "other"})).submission("1.manager", "other", False)
     with pytest.raises(InvalidParams) as raised:
-        job_request(submission)
+        local_submission(submission)
     assert raised.value.fields["name"] == "JobQueue"
 
 

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 import pytest
 
 from hpcplane.domain.errors import InvalidParams
-from hpcplane.providers.local.sbatch import JobRequest, build_sbatch, clock_seconds, memory_mb
+from hpcplane.providers.jobs import JobSubmission
+from hpcplane.providers.local.sbatch import build_sbatch, clock_seconds, memory_mb
 
 HOME = PurePosixPath("/h/local/c/home/hpabc123-alice")
 
 
-def _options(**fields: object) -> tuple[str, ...]:
-    request = JobRequest(command_line="srun hostname", runas_user="alice", **fields)  # type: ignore[arg-type]
-    return build_sbatch(request, HOME, "T-1:2").options
+def _job(command_line: str = "srun hostname", queue: str | None = None, **fields: Any) -> JobSubmission:
+    """A submission in the default queue, or in `queue` when named."""
+    default = queue is None
+    return JobSubmission("ehpc-a", "1.manager", command_line, "alice", queue or "comp", default, **fields)
 
 
-def _refused(**fields: object) -> str:
+def _options(**fields: Any) -> tuple[str, ...]:
+    return build_sbatch(_job(**fields), HOME, "T-1:2").options
+
+
+def _refused(**fields: Any) -> str:
     with pytest.raises(InvalidParams) as raised:
         _options(**fields)
     return raised.value.fields["name"]
@@ -33,7 +40,7 @@ def test_every_mapped_parameter_becomes_its_option() -> None:
         cpu=3,
         mem="2GB",
         clock_time="01:30:00",
-        job_queue="comp",
+        queue="comp",
         priority=5,
         stdout_redirect_path="out/%j.log",
         stderr_redirect_path=f"{HOME}/err.log",
@@ -94,7 +101,7 @@ def test_seconds_only_clock_time_is_not_minutes_to_sbatch() -> None:
 
 def test_variables_become_the_jobs_environment() -> None:
     """Variables is a JSON object; its values reach the job through sbatch's exported environment."""
-    request = JobRequest(command_line="env", runas_user="alice", variables='{"ALPHA": "1", "BETA": 2}')
+    request = _job("env", variables='{"ALPHA": "1", "BETA": 2}')
     assert build_sbatch(request, HOME, "t").environment == {"ALPHA": "1", "BETA": "2"}
 
 
@@ -103,6 +110,8 @@ def test_variables_become_the_jobs_environment() -> None:
     [
         ({"gpu": 1}, "Gpu"),
         ({"job_retry_count": 2}, "JobRetry"),
+        ({"job_retry_priority": 1}, "JobRetry"),
+        ({"job_retry_on_exit_code": 3}, "JobRetry"),
         ({"input_file_url": "oss://b/k"}, "InputFileUrl"),
         ({"unzip_cmd": "tar xf"}, "UnzipCmd"),
         ({"post_cmd_line": "echo"}, "PostCmdLine"),
@@ -121,7 +130,7 @@ def test_variables_become_the_jobs_environment() -> None:
         ({"stdout_redirect_path": "/etc/passwd"}, "StdoutRedirectPath"),
         ({"stderr_redirect_path": "../../x"}, "StderrRedirectPath"),
         ({"package_path": "/opt"}, "PackagePath"),
-        ({"job_queue": "a queue"}, "JobQueue"),
+        ({"queue": "a queue"}, "JobQueue"),
         ({"name": "1job"}, "Name"),
     ],
 )
@@ -133,5 +142,5 @@ def test_what_cannot_be_mapped_is_refused_naming_the_parameter(fields: dict[str,
 def test_an_empty_command_is_refused() -> None:
     """CommandLine is what the job runs: it must say something."""
     with pytest.raises(InvalidParams) as raised:
-        build_sbatch(JobRequest(command_line="  ", runas_user="alice"), HOME, "t")
+        build_sbatch(_job("  "), HOME, "t")
     assert raised.value.fields["name"] == "CommandLine"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import pwd
 import subprocess
+from dataclasses import replace
 from datetime import datetime
 from pathlib import PurePosixPath
 
@@ -35,7 +36,7 @@ from hpcplane.providers.jobs import (
 from hpcplane.providers.local.commands import BASE_ENV
 from hpcplane.providers.local.facade import LocalClusters
 from hpcplane.providers.local.records import USER_NAME, ClusterRecord
-from hpcplane.providers.local.sbatch import JobRequest, build_sbatch, output_path
+from hpcplane.providers.local.sbatch import build_sbatch, output_path
 from hpcplane.providers.local.slurmstate import SlurmJob
 
 MAX_JOB_FILE = 64 * 1024
@@ -50,36 +51,12 @@ def local_user_name(name: str) -> str:
     return f"{cleaned}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
-def job_request(job: JobSubmission) -> JobRequest:
-    """A JobSubmission as sbatch.py's request; what a local cluster cannot do is refused by name."""
+def local_submission(job: JobSubmission) -> JobSubmission:
+    """The submission as the facade takes it, its RunasUser the machine-side name; a queue other than
+    the default is refused (sbatch.py refuses, by name, whatever else a local cluster cannot do)."""
     if not job.default_queue:
         raise InvalidParams("JobQueue", "a local cluster runs every job in its one Slurm partition")
-    if job.job_retry_priority is not None or job.job_retry_on_exit_code is not None:
-        raise InvalidParams("JobRetry", "applies to PBS clusters only")
-    return JobRequest(
-        command_line=job.command_line,
-        runas_user=local_user_name(job.runas_user),
-        name=job.name,
-        node=job.node,
-        task=job.task,
-        thread=job.thread,
-        cpu=job.cpu,
-        mem=job.mem,
-        gpu=job.gpu,
-        clock_time=job.clock_time,
-        job_queue=None,  # the default queue is the partition slurm.conf marks Default=YES
-        priority=job.priority,
-        variables=job.variables,
-        stdout_redirect_path=job.stdout_redirect_path,
-        stderr_redirect_path=job.stderr_redirect_path,
-        array_request=job.array_request,
-        re_runable=job.re_runable,
-        package_path=job.package_path,
-        input_file_url=job.input_file_url,
-        unzip_cmd=job.unzip_cmd,
-        post_cmd_line=job.post_cmd_line,
-        job_retry_count=job.job_retry_count,
-    )
+    return replace(job, runas_user=local_user_name(job.runas_user))
 
 
 def job_state(tasks: list[SlurmJob]) -> tuple[str, str] | None:
@@ -138,7 +115,7 @@ class LocalJobs:
 
     def check_job(self, job: JobSubmission) -> None:
         record = self._record(job.cluster_id)
-        build_sbatch(job_request(job), self._home(record, job.runas_user), "check")
+        build_sbatch(local_submission(job), self._home(record, job.runas_user), "check")
 
     def submit_job(self, token: str, job: JobSubmission) -> str:
         """sbatch as the user's account; the directories of its output files and working directory are
@@ -159,7 +136,7 @@ class LocalJobs:
         if directories:
             what = f"make the job's directories as {job.runas_user}"
             _as_user(account, home, 'mkdir -p -- "$@"', directories, b"", what)
-        return self.clusters.submit_job(token, job.cluster_id, job_request(job))
+        return self.clusters.submit_job(token, local_submission(job))
 
     def cancel_job(self, token: str, cluster_id: str, job_id: str) -> None:
         """scancel; nothing to do for a job sbatch never took, or one Slurm has forgotten (it ended)."""

@@ -1,4 +1,4 @@
-"""SubmitJob's parameters as an sbatch command line: a pure mapping that refuses what it cannot map."""
+"""A JobSubmission as an sbatch command line: a pure mapping that refuses what it cannot map."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import PurePosixPath
 
 from hpcplane.domain.errors import InvalidParams
+from hpcplane.providers.jobs import JobSubmission
 
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)\s*(GB|MB|KB|G|M|K)?$", re.IGNORECASE)
 _CLOCK = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+)$")
@@ -18,34 +19,6 @@ _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _RESERVED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL"})
 _PRIORITY_STEP = 100  # nice units per E-HPC priority step (0-9, default 0, larger runs first)
-
-
-@dataclass(frozen=True, slots=True)
-class JobRequest:
-    """The fields of the SDK's SubmitJobRequest that reach the scheduler (names as in the SDK model)."""
-
-    command_line: str
-    runas_user: str
-    name: str | None = None
-    node: int | None = None
-    task: int | None = None
-    thread: int | None = None
-    cpu: int | None = None
-    mem: str | None = None
-    gpu: int | None = None
-    clock_time: str | None = None
-    job_queue: str | None = None
-    priority: int | None = None
-    variables: str | None = None
-    stdout_redirect_path: str | None = None
-    stderr_redirect_path: str | None = None
-    array_request: str | None = None
-    re_runable: bool | None = None
-    package_path: str | None = None
-    input_file_url: str | None = None
-    unzip_cmd: str | None = None
-    post_cmd_line: str | None = None
-    job_retry_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,66 +98,69 @@ def output_path(name: str, text: str, home: PurePosixPath) -> str:
     return str(resolved)
 
 
-def _refuse_unmappable(request: JobRequest) -> None:
-    if request.gpu:
+def _refuse_unmappable(job: JobSubmission) -> None:
+    if job.job_retry_priority is not None or job.job_retry_on_exit_code is not None:
+        raise InvalidParams("JobRetry", "applies to PBS clusters only")
+    if job.gpu:
         raise InvalidParams("Gpu", "the local provider's nodes have no GPUs")
-    if request.job_retry_count is not None:
+    if job.job_retry_count is not None:
         raise InvalidParams("JobRetry", "applies to PBS clusters only")
     for name, value in (
-        ("InputFileUrl", request.input_file_url),
-        ("UnzipCmd", request.unzip_cmd),
-        ("PostCmdLine", request.post_cmd_line),
+        ("InputFileUrl", job.input_file_url),
+        ("UnzipCmd", job.unzip_cmd),
+        ("PostCmdLine", job.post_cmd_line),
     ):
         if value:
             raise InvalidParams(name, "not supported by the local provider")
 
 
-def build_sbatch(request: JobRequest, home: PurePosixPath, token: str) -> Sbatch:
-    """The sbatch options for a request; `home` is the RunasUser's home on the machine."""
-    _refuse_unmappable(request)
-    if not request.command_line.strip():
+def build_sbatch(job: JobSubmission, home: PurePosixPath, token: str) -> Sbatch:
+    """The sbatch options for a submission; `home` is the RunasUser's home on the machine. The default
+    queue is the partition slurm.conf marks Default=YES: only another queue is named."""
+    _refuse_unmappable(job)
+    if not job.command_line.strip():
         raise InvalidParams("CommandLine", "must not be empty")
     options: list[str] = ["--parsable", f"--comment=hpcplane:{token}"]
-    if request.name is not None:
-        if not _NAME.match(request.name):
-            raise InvalidParams("Name", f"{request.name!r}: a letter, then letters, digits, . _ -")
-        options.append(f"--job-name={request.name}")
+    if job.name is not None:
+        if not _NAME.match(job.name):
+            raise InvalidParams("Name", f"{job.name!r}: a letter, then letters, digits, . _ -")
+        options.append(f"--job-name={job.name}")
     workdir = home
-    if request.package_path:
-        workdir = PurePosixPath(output_path("PackagePath", request.package_path, home))
+    if job.package_path:
+        workdir = PurePosixPath(output_path("PackagePath", job.package_path, home))
     options.append(f"--chdir={workdir}")
-    if (nodes := _positive("Node", request.node)) is not None:
+    if (nodes := _positive("Node", job.node)) is not None:
         options.append(f"--nodes={nodes}")
-    if (tasks := _positive("Task", request.task)) is not None:
+    if (tasks := _positive("Task", job.task)) is not None:
         options.append(f"--ntasks-per-node={tasks}")
-    if (threads := _positive("Thread", request.thread)) is not None:
+    if (threads := _positive("Thread", job.thread)) is not None:
         options.append(f"--cpus-per-task={threads}")
-    if (cpus := _positive("Cpu", request.cpu)) is not None:
+    if (cpus := _positive("Cpu", job.cpu)) is not None:
         options.append(f"--mincpus={cpus}")
-    if request.mem is not None:
-        options.append(f"--mem={memory_mb(request.mem)}M")
-    if request.clock_time is not None:
-        options.append(f"--time={slurm_time(clock_seconds(request.clock_time))}")
-    if request.job_queue:
-        if not _NAME.match(request.job_queue):
-            raise InvalidParams("JobQueue", f"{request.job_queue!r} is not a queue name")
-        options.append(f"--partition={request.job_queue}")
-    if request.priority is not None:
-        if not 0 <= request.priority <= 9:
-            raise InvalidParams("Priority", f"{request.priority} is not between 0 and 9")
-        if request.priority:
+    if job.mem is not None:
+        options.append(f"--mem={memory_mb(job.mem)}M")
+    if job.clock_time is not None:
+        options.append(f"--time={slurm_time(clock_seconds(job.clock_time))}")
+    if not job.default_queue:
+        if not _NAME.match(job.queue):
+            raise InvalidParams("JobQueue", f"{job.queue!r} is not a queue name")
+        options.append(f"--partition={job.queue}")
+    if job.priority is not None:
+        if not 0 <= job.priority <= 9:
+            raise InvalidParams("Priority", f"{job.priority} is not between 0 and 9")
+        if job.priority:
             # A negative nice raises a job above the default 0; sbatch allows it to root, who submits.
-            options.append(f"--nice=-{request.priority * _PRIORITY_STEP}")
-    if request.array_request is not None:
-        options.append(f"--array={_array(request.array_request)}")
-    if request.stdout_redirect_path:
-        options.append(f"--output={output_path('StdoutRedirectPath', request.stdout_redirect_path, home)}")
-    if request.stderr_redirect_path:
-        options.append(f"--error={output_path('StderrRedirectPath', request.stderr_redirect_path, home)}")
-    if request.re_runable is not None:
-        options.append("--requeue" if request.re_runable else "--no-requeue")
-    environment = job_environment(request.variables) if request.variables else {}
-    options += ["--export=ALL", f"--wrap={request.command_line}"]
+            options.append(f"--nice=-{job.priority * _PRIORITY_STEP}")
+    if job.array_request is not None:
+        options.append(f"--array={_array(job.array_request)}")
+    if job.stdout_redirect_path:
+        options.append(f"--output={output_path('StdoutRedirectPath', job.stdout_redirect_path, home)}")
+    if job.stderr_redirect_path:
+        options.append(f"--error={output_path('StderrRedirectPath', job.stderr_redirect_path, home)}")
+    if job.re_runable is not None:
+        options.append("--requeue" if job.re_runable else "--no-requeue")
+    environment = job_environment(job.variables) if job.variables else {}
+    options += ["--export=ALL", f"--wrap={job.command_line}"]
     return Sbatch(tuple(options), environment)
 
 

@@ -7,12 +7,13 @@ import pwd
 from pathlib import PurePosixPath
 
 from hpcplane.domain.errors import InvalidParams, ProviderFailed
+from hpcplane.providers.jobs import JobSubmission
 from hpcplane.providers.local import commands as cmd
 from hpcplane.providers.local import slurmstate
 from hpcplane.providers.local.commands import last_line
 from hpcplane.providers.local.core import Core
 from hpcplane.providers.local.observe import JobOutput, read_output
-from hpcplane.providers.local.sbatch import JobRequest, build_sbatch
+from hpcplane.providers.local.sbatch import build_sbatch
 from hpcplane.providers.local.slurmstate import SlurmJob
 
 
@@ -42,22 +43,24 @@ class Workload(Core):
 
             return self._once(record, token, "ensure_user", work)
 
-    def submit_job(self, token: str, cluster_id: str, request: JobRequest) -> str:
-        """sbatch as the RunasUser's account (never root); the token is the job's comment, so a retry
-        after a crash between sbatch and the record finds the job instead of submitting it twice."""
+    def submit_job(self, token: str, job: JobSubmission) -> str:
+        """sbatch as the RunasUser's account (never root; `job.runas_user` is the name ensure_user
+        took); the token is the job's comment, so a retry after a crash between sbatch and the record
+        finds the job instead of submitting it twice."""
+        cluster_id = job.cluster_id
         with self.store.locked(cluster_id):
             record = self.store.load(cluster_id)
-            account = record.users.get(request.runas_user)
+            account = record.users.get(job.runas_user)
             if account is None:
-                raise InvalidParams("RunasUser", f"{request.runas_user!r} is not a user of {cluster_id}")
+                raise InvalidParams("RunasUser", f"{job.runas_user!r} is not a user of {cluster_id}")
             home = self.store.paths(cluster_id).user_home(account)
-            sbatch = build_sbatch(request, PurePosixPath(home), token)
+            sbatch = build_sbatch(job, PurePosixPath(home), token)
 
             def work() -> str:
                 machine = self._machine(record)
-                for job in machine.slurm_jobs():
-                    if job.comment == f"hpcplane:{token}":
-                        return job.array_job_id or job.job_id
+                for found in machine.slurm_jobs():
+                    if found.comment == f"hpcplane:{token}":
+                        return found.array_job_id or found.job_id
                 argv = ["sbatch", f"--uid={account}", f"--gid={account}", *sbatch.options]
                 env = {"HOME": str(home), "USER": account, "LOGNAME": account, **sbatch.environment}
                 done = machine.client(argv, env=env)
