@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -39,9 +40,9 @@ NODE_STEP = step_of(TaskType.STOP_COMPUTES, "stop-nodes")
 class Hooked(Scripted):
     """Runs `during` inside each node call (once the call is made), then answers as scripted."""
 
-    def __init__(self, services: Services, spec: str = "") -> None:
+    def __init__(self, services: Services, spec: str = "", during: Callable[[], None] = lambda: None) -> None:
         super().__init__(services, spec)
-        self.during: Callable[[], None] = lambda: None
+        self.during = during
         self.calls = 0
 
     def _log(self, token: str, action: str, nodes: list[NodeRef]) -> NodesOutcome:
@@ -59,19 +60,36 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service
     built.close()
 
 
-def engine(services: Services, provider: Scripted, *, lease: float = 30.0, max_step: float = 600.0) -> Engine:
-    return Engine(
-        services.db,
+def engine(
+    services: Services,
+    provider: Scripted,
+    *,
+    owner: str = "a",
+    lease: float = 30.0,
+    max_step: float = 600.0,
+    db: Database | None = None,
+    kind: type[Engine] = Engine,
+) -> Engine:
+    """A worker `owner` on the services' store (or `db`), three attempts a step."""
+    return kind(
+        db or services.db,
         provider,
         services.clock,
-        owner="a",
+        owner=owner,
         lease_seconds=lease,
         max_attempts=3,
         max_step_seconds=max_step,
     )
 
 
+def fake_clock(services: Services) -> FakeClock:
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    return clock
+
+
 def stop_task(services: Services, who: Principal | None = None) -> str:
+    """A StopNodes task of compute0 on a new cluster: its node step calls the provider."""
     who = who or principal(services)
     cluster_id = seeded(services, who, computes=1)
     return node_task(
@@ -79,13 +97,43 @@ def stop_task(services: Services, who: Principal | None = None) -> str:
     )
 
 
+def stop_cluster_task(services: Services, who: Principal) -> str:
+    """A StopCluster task on a new cluster: its drain-nodes step has no effect (recorded at a round's end)."""
+    cluster_id = seeded(services, who, computes=1)
+    return services.operations.cluster_operation(
+        who, "req-stop", TaskType.STOP_CLUSTER, cluster_id, {"Action": "StopCluster"}
+    ).task_id
+
+
+@contextmanager
+def heartbeating(worker: Engine) -> Iterator[None]:
+    """The worker's heartbeat every 20 ms in a thread beside the block; stopped and joined after it."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.02):
+            worker.heartbeat()
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+
+
+def lost_leases(captured: Sequence[Mapping[str, Any]], *keys: str) -> list[tuple[Any, ...]]:
+    """The `keys` of each "lease lost" event logged (None where an event has no such key)."""
+    return [tuple(e.get(k) for k in keys) for e in captured if e["event"] == "lease lost"]
+
+
 @pytest.mark.parametrize("max_step", [600.0, 0.0])
 def test_heartbeat_extends_the_running_steps_lease_only(services: Services, max_step: float) -> None:
     """During a step's provider call the heartbeat moves that task's lease to now + lease, and this
     holder's deadline with it; a task claimed but waiting is not extended; nor is a step that has run past
     max_step_seconds (max_step 0)."""
-    clock = services.clock
-    assert isinstance(clock, FakeClock)
+    clock = fake_clock(services)
     fake = Hooked(services)
     who = principal(services)
     running, waiting = stop_task(services, who), stop_task(services, who)
@@ -121,12 +169,10 @@ def test_heartbeat_extends_the_running_steps_lease_only(services: Services, max_
 def test_heartbeat_does_not_keep_a_lease_another_worker_took(services: Services) -> None:
     """Taken over during the provider's call: the heartbeat extends nothing for this holder (its deadline
     stays), and the step is refused at its UPDATE and logged as a lost lease."""
-    clock = services.clock
-    assert isinstance(clock, FakeClock)
+    clock = fake_clock(services)
     fake = Hooked(services)
     task_id = stop_task(services)
-    worker, other = engine(services, fake), engine(services, fake)
-    other.owner = "b"
+    worker, other = engine(services, fake), engine(services, fake, owner="b")
     [lease] = worker.claim()
     ends: list[float] = []
 
@@ -145,15 +191,13 @@ def test_heartbeat_does_not_keep_a_lease_another_worker_took(services: Services)
     row = task_row(services, task_id)
     assert (row.current_step, row.lease_owner) == (NODE_STEP - 1, "b")
     assert row.lease_expires_at == clock.now() + timedelta(seconds=30)
-    lost = [e for e in captured if e["event"] == "lease lost"]
-    assert [(e["step"], e["reason"]) for e in lost] == [(NODE_STEP, "taken over")]
+    assert lost_leases(captured, "step", "reason") == [(NODE_STEP, "taken over")]
 
 
 def test_a_provider_call_past_the_lease_loses_the_step(services: Services) -> None:
     """No heartbeat while the provider's call outlives the lease: the step is given up unrecorded (the
     next holder asks again with the same token), the reason logged."""
-    fake = Hooked(services)
-    fake.during = lambda: time.sleep(0.3)
+    fake = Hooked(services, during=lambda: time.sleep(0.3))
     task_id = stop_task(services)
     worker = engine(services, fake, lease=0.25)
     [lease] = worker.claim()
@@ -162,8 +206,7 @@ def test_a_provider_call_past_the_lease_loses_the_step(services: Services) -> No
     row = task_row(services, task_id)
     assert (row.current_step, row.lease_owner, row.status) == (NODE_STEP - 1, "a", "Processing")
     assert fake.calls == 1
-    lost = [e for e in captured if e["event"] == "lease lost"]
-    assert [(e["step"], e["reason"]) for e in lost] == [(NODE_STEP, "expired during the provider's call")]
+    assert lost_leases(captured, "step", "reason") == [(NODE_STEP, "expired during the provider's call")]
 
 
 class Flaky(Hooked):
@@ -226,25 +269,12 @@ def test_a_hanging_step_stops_heartbeating(services: Services, hang: float | Non
     task_id = stop_task(services)
     worker = engine(services, fake, lease=0.5)
     [lease] = worker.claim()
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(0.02):
-            worker.heartbeat()
-
-    beating = threading.Thread(target=beat)
-    beating.start()
-    try:
-        with capture_logs() as captured:
-            worker.run(lease)
-    finally:
-        stop.set()
-        beating.join()
+    with heartbeating(worker), capture_logs() as captured:
+        worker.run(lease)
     row = task_row(services, task_id)
     if hang is None:
         assert (row.current_step, row.lease_owner, fake.calls) == (0, "a", 0)
-        lost = [e for e in captured if e["event"] == "lease lost"]
-        assert [(e["step"], e["reason"]) for e in lost] == [(1, "expired before it could be renewed")]
+        assert lost_leases(captured, "step", "reason") == [(1, "expired before it could be renewed")]
     else:
         assert (row.status, fake.calls) == ("Success", 1)
 
@@ -252,12 +282,10 @@ def test_a_hanging_step_stops_heartbeating(services: Services, hang: float | Non
 def test_step_once_runs_one_step_and_gives_the_lease_back(services: Services) -> None:
     """step_once: the next step only, then the lease released, so another worker claims the task at once
     (no clock moved); with the lease lost meanwhile it records nothing and raises nothing."""
-    clock = services.clock
-    assert isinstance(clock, FakeClock)
+    clock = fake_clock(services)
     fake = Hooked(services)
     task_id = stop_task(services)
-    worker, other = engine(services, fake), engine(services, fake)
-    other.owner = "b"
+    worker, other = engine(services, fake), engine(services, fake, owner="b")
     [lease] = worker.claim()
     worker.step_once(lease)
     row = task_row(services, task_id)
@@ -290,13 +318,9 @@ def test_a_lease_run_out_in_a_round_gives_up_every_step_of_it(services: Services
     """A provider call outliving the lease (no heartbeat), run alone or in a round with a task whose step
     of that round has no effect (StopCluster's drain-nodes, recorded at the round's end): neither step is
     recorded, each lost lease logged with its step and reason; the tasks' states are as before the step."""
-    fake = Hooked(services)
-    fake.during = lambda: time.sleep(0.3)
+    fake = Hooked(services, during=lambda: time.sleep(0.3))
     who = principal(services)
-    other_cluster = seeded(services, who, computes=1)
-    waiting = services.operations.cluster_operation(
-        who, "req-stop", TaskType.STOP_CLUSTER, other_cluster, {"Action": "StopCluster"}
-    ).task_id
+    waiting = stop_cluster_task(services, who)
     running = stop_task(services, who)
     worker = engine(services, fake, lease=0.25)
     leases = {lease.task_id: lease for lease in worker.claim(2)}
@@ -307,7 +331,7 @@ def test_a_lease_run_out_in_a_round_gives_up_every_step_of_it(services: Services
             worker.run(leases[running])
     row = task_row(services, running)
     assert (row.current_step, row.lease_owner, fake.calls) == (NODE_STEP - 1, "a", 1)
-    lost = [(e.get("task_id"), e["step"], e["reason"]) for e in captured if e["event"] == "lease lost"]
+    lost = lost_leases(captured, "task_id", "step", "reason")
     # The running step's loss is logged by _attempt (its task_id bound to the log context, not the event).
     if many:
         assert task_row(services, waiting).current_step == leases[waiting].current_step == NODE_STEP - 1
@@ -322,17 +346,12 @@ def test_a_lease_run_out_in_a_round_gives_up_every_step_of_it(services: Services
 def test_a_round_step_refused_at_its_recording_is_logged_and_its_state_restored(services: Services) -> None:
     """run_many: a task taken over while its no-effect step waits for the round's end is refused at the
     recording, logged as a lost lease (taken over) with its step, its in-memory progress undone."""
-    clock = services.clock
-    assert isinstance(clock, FakeClock)
+    clock = fake_clock(services)
     fake = Hooked(services)
     who = principal(services)
-    other_cluster = seeded(services, who, computes=1)
-    victim = services.operations.cluster_operation(
-        who, "req-stop", TaskType.STOP_CLUSTER, other_cluster, {"Action": "StopCluster"}
-    ).task_id
+    victim = stop_cluster_task(services, who)
     running = stop_task(services, who)
-    worker, other = engine(services, fake), engine(services, fake)
-    other.owner = "b"
+    worker, other = engine(services, fake), engine(services, fake, owner="b")
     leases = {lease.task_id: lease for lease in worker.claim(2)}
 
     def during() -> None:
@@ -346,8 +365,7 @@ def test_a_round_step_refused_at_its_recording_is_logged_and_its_state_restored(
     row = task_row(services, victim)
     assert (row.current_step, row.lease_owner) == (NODE_STEP - 1, "b")
     assert leases[victim].current_step == NODE_STEP - 1
-    lost = [(e["task_id"], e["step"], e["reason"]) for e in captured if e["event"] == "lease lost"]
-    assert lost == [(victim, NODE_STEP, "taken over")]
+    assert lost_leases(captured, "task_id", "step", "reason") == [(victim, NODE_STEP, "taken over")]
 
 
 def test_a_failed_task_is_logged_and_counted_by_type_and_code(services: Services) -> None:
@@ -378,25 +396,11 @@ def test_waiting_leases_of_a_round_are_heartbeated_while_another_task_hangs(serv
     fake = Hooked(services, "StopComputes.hang_step=1;StopComputes.hang_seconds=1.2")
     who = principal(services)
     hung = stop_task(services, who)
-    cluster_id = seeded(services, who, computes=1)
-    waiting = services.operations.cluster_operation(
-        who, "req-stop", TaskType.STOP_CLUSTER, cluster_id, {"Action": "StopCluster"}
-    ).task_id
+    waiting = stop_cluster_task(services, who)
     worker = engine(services, fake, lease=1.0)
     leases = {lease.task_id: lease for lease in worker.claim(2)}
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(0.02):
-            worker.heartbeat()
-
-    beating = threading.Thread(target=beat)
-    beating.start()
-    try:
+    with heartbeating(worker):
         worker.run_many([leases[hung], leases[waiting]])
-    finally:
-        stop.set()
-        beating.join()
     assert task_row(services, waiting).status == "Success"
     assert (task_row(services, hung).current_step, fake.calls) == (0, 1)  # the waiting one's node call
 
@@ -420,15 +424,8 @@ def test_drive_sleeps_until_the_next_step_or_its_timeout_at_most_half_a_second_a
     fake.step_delay = lambda: 60.0  # type: ignore[method-assign]
     task_id = stop_task(services)
     for timeout, polls in ((0.3, 1), (1.5, 2)):
-        worker = Counting(
-            services.db,
-            fake,
-            services.clock,
-            owner=f"drive-{timeout}",
-            lease_seconds=30.0,
-            max_attempts=3,
-            max_step_seconds=600.0,
-        )
+        worker = engine(services, fake, owner=f"drive-{timeout}", kind=Counting)
+        assert isinstance(worker, Counting)
         assert not worker.drive(task_id, timeout=timeout)
         assert worker.claims == polls if polls == 1 else worker.claims >= polls
     assert task_row(services, task_id).current_step == 1
@@ -458,19 +455,8 @@ def test_a_store_failure_recording_a_round_is_retried_until_max_step_seconds(
     try:
         fake = Hooked(services)
         who = principal(services)
-        cluster_id = seeded(services, who, computes=1)
-        task_id = services.operations.cluster_operation(
-            who, "req-stop", TaskType.STOP_CLUSTER, cluster_id, {"Action": "StopCluster"}
-        ).task_id
-        worker = Engine(
-            store,
-            fake,
-            services.clock,
-            owner="a",
-            lease_seconds=30.0,
-            max_attempts=3,
-            max_step_seconds=max_step,
-        )
+        task_id = stop_cluster_task(services, who)
+        worker = engine(services, fake, max_step=max_step, db=store)
         leases = worker.claim()
         store.failures = 2
         with capture_logs() as captured:
