@@ -15,17 +15,15 @@ import os
 import pwd
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hpcplane.providers.local import cleanup
 from tests.api.test_readme import blocks
 from tests.support.families import poll
 from tests.support.live import LiveServer
-from tests.support.localslurm import NETWORK, require_local
+from tests.support.localslurm import NETWORK, swept_home
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -57,18 +55,13 @@ def machine_state() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    require_local()
-    cleanup.sweep(PREFIX)
-    home = Path(tempfile.mkdtemp(prefix="hpcplane-e2e-"))
-    home.chmod(0o711)  # the cluster users' homes are below it: they must be able to pass
-    live = LiveServer(home, provider="local", local_network=NETWORK, local_prefix=PREFIX, demo="false")
-    live.start(timeout=float(os.environ.get("HPCPLANE_TEST_START_TIMEOUT", "120")))
-    try:
-        yield live
-    finally:
-        live.stop()
-        cleanup.sweep(PREFIX, home)
-        subprocess.run(["rm", "-rf", str(home)], check=False)
+    with swept_home(PREFIX, "e2e") as home:
+        live = LiveServer(home, provider="local", local_network=NETWORK, local_prefix=PREFIX, demo="false")
+        live.start(timeout=float(os.environ.get("HPCPLANE_TEST_START_TIMEOUT", "120")))
+        try:
+            yield live
+        finally:
+            live.stop()
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -9,11 +9,9 @@ After a reboot (everything of the cluster swept but its record) the restarted wo
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.records import RecordStore, tag_of
 from hpcplane.providers.local.slurmstate import parse_nodes
 from tests.support.live import LiveServer
-from tests.support.localslurm import poll, require_local
+from tests.support.localslurm import poll, swept_home
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -37,15 +35,8 @@ KIND = "tea-v3"
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    require_local()
-    cleanup.sweep(PREFIX)
-    path = Path(tempfile.mkdtemp(prefix="hpcplane-serve-"))
-    path.chmod(0o711)
-    try:
+    with swept_home(PREFIX, "serve") as path:
         yield path
-    finally:
-        cleanup.sweep(PREFIX, path)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

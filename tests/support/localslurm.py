@@ -8,6 +8,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,27 @@ def require_local() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def local_home() -> Iterator[Path]:
-    """An HPCPLANE_HOME that unprivileged job users can traverse; swept before and after the run."""
+@contextmanager
+def swept_home(prefix: str, name: str) -> Iterator[Path]:
+    """A new HPCPLANE_HOME that unprivileged job users can traverse (the cluster users' homes are below
+    it), after the requirements are checked; every kernel object and account starting with `prefix` is
+    swept before and after, then the directory removed."""
     require_local()
-    cleanup.sweep(PREFIX)
-    home = Path(tempfile.mkdtemp(prefix="hpcplane-slurm-"))
+    cleanup.sweep(prefix)
+    home = Path(tempfile.mkdtemp(prefix=f"hpcplane-{name}-"))
     home.chmod(0o711)
     try:
         yield home
     finally:
-        cleanup.sweep(PREFIX, home)
+        cleanup.sweep(prefix, home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def local_home() -> Iterator[Path]:
+    """The facade tests' HPCPLANE_HOME, swept before and after the run."""
+    with swept_home(PREFIX, "slurm") as home:
+        yield home
 
 
 @pytest.fixture(scope="session")
