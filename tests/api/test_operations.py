@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +17,9 @@ from sqlalchemy import select, update
 
 from hpcplane.domain.plans import PLANS
 from hpcplane.domain.tasks import TaskType
-from hpcplane.services.clusters import seed_cluster
 from hpcplane.store.tables import nodes, sim_calls
 from tests.support.backends import PgDatabases
+from tests.support.families import account, seed
 from tests.support.live import LiveServer
 from tests.support.sdkclients import SdkError
 
@@ -48,25 +47,6 @@ def new_server(
         database_url = databases.create()
     home = tmp_path_factory.mktemp(f"{name}-{backend}")
     return LiveServer(home, database_url, **settings)
-
-
-def account(server: LiveServer) -> dict[str, str]:
-    """A fresh account: every test has its own, so capacity and ClientTokens never collide."""
-    return server.new_account(f"ops-{uuid.uuid4().hex[:12]}")
-
-
-def seed(server: LiveServer, key: dict[str, str], *, computes: int = 0, status: str = "running") -> str:
-    """A cluster written straight into the store (manager0, login0, compute0..): the precondition."""
-    services = server.services
-    return seed_cluster(
-        services.db,
-        services.clock,
-        account_id=key["AccountId"],
-        region="cn-hangzhou",
-        name=f"c-{uuid.uuid4().hex[:8]}",
-        status=status,
-        computes=computes,
-    )
 
 
 def set_status(server: LiveServer, cluster_id: str, hostnames: list[str], status: str) -> None:

@@ -25,7 +25,6 @@ from hpcplane.store.tables import tasks
 from tests.api.test_operations import (
     BACKENDS,
     STARTUP,
-    account,
     check_request,
     cluster_status,
     instances,
@@ -34,11 +33,11 @@ from tests.api.test_operations import (
     one_task,
     provider_calls,
     refused,
-    seed,
     task_count,
     tasks_of,
     wait_task,
 )
+from tests.support.families import account, seed
 from tests.support.live import LiveServer
 from tests.support.sdkclients import SdkError
 

@@ -35,12 +35,13 @@ def start_server(
 
 
 def account(server: LiveServer) -> dict[str, str]:
-    """A fresh account, so tests never share clusters, users or templates."""
+    """A fresh account: every test has its own, so clusters, users, templates, capacity and ClientTokens
+    never collide."""
     return server.new_account(f"f-{uuid.uuid4().hex[:12]}")
 
 
 def seed(server: LiveServer, key: dict[str, str], *, computes: int = 0, status: str = "running") -> str:
-    """A cluster written straight into the store (manager0, login0, compute0..)."""
+    """A cluster written straight into the store (manager0, login0, compute0..): a precondition."""
     services = server.services
     return seed_cluster(
         services.db,
