@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from hpcplane.store.db import Driver
+from hpcplane.store.paging import counted_page
 from hpcplane.store.tables import cluster_logs
 
 MESSAGE_WIDTH = 512  # cluster_logs.message is String(512)
@@ -35,18 +36,12 @@ def append(conn: Connection, cluster_id: str, operation: str, level: str, messag
 
 def page(conn: Connection, cluster_id: str, *, offset: int, limit: int) -> tuple[list[LogLine], int]:
     """One page of a cluster's log lines, newest first, and how many there are."""
-    where = cluster_logs.c.cluster_id == cluster_id
-    total = conn.execute(select(func.count()).select_from(cluster_logs).where(where)).scalar_one()
-    rows = conn.execute(
-        select(
-            cluster_logs.c.operation,
-            cluster_logs.c.level,
-            cluster_logs.c.message,
-            cluster_logs.c.created_at,
-        )
-        .where(where)
-        .order_by(cluster_logs.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [LogLine(*row) for row in rows], int(total)
+    query = select(
+        cluster_logs.c.operation,
+        cluster_logs.c.level,
+        cluster_logs.c.message,
+        cluster_logs.c.created_at,
+    ).order_by(cluster_logs.c.id.desc())
+    where = [cluster_logs.c.cluster_id == cluster_id]
+    rows, total = counted_page(conn, cluster_logs, where, query, offset=offset, limit=limit)
+    return [LogLine(**row) for row in rows], total

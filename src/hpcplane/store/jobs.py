@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from hpcplane.providers.jobs import ACTIVE, ENDED, JobRecord
+from hpcplane.store.paging import counted_page
 from hpcplane.store.tables import clusters, jobs
 
 
@@ -70,11 +71,9 @@ def page(
         where.append(jobs.c.owner == owner)
     if rerunable is not None:
         where.append(jobs.c.re_runable.is_(rerunable))
-    total = conn.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(jobs).where(*where).order_by(jobs.c.seq.desc()).offset(offset).limit(limit)
-    ).mappings()
-    return [dict(row) for row in rows], int(total)
+    query = select(jobs).order_by(jobs.c.seq.desc())
+    rows, total = counted_page(conn, jobs, where, query, offset=offset, limit=limit)
+    return [dict(row) for row in rows], total
 
 
 def record(row: Mapping[str, Any]) -> JobRecord:

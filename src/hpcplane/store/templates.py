@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
+from hpcplane.store.paging import counted_page
 from hpcplane.store.tables import job_templates
 
 
@@ -40,15 +41,9 @@ def page(
     where = [job_templates.c.account_id == account_id]
     if name is not None:
         where.append(job_templates.c.name == name)
-    total = conn.execute(select(func.count()).select_from(job_templates).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(job_templates)
-        .where(*where)
-        .order_by(job_templates.c.created_at, job_templates.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).mappings()
-    return [dict(row) for row in rows], int(total)
+    query = select(job_templates).order_by(job_templates.c.created_at, job_templates.c.id)
+    rows, total = counted_page(conn, job_templates, where, query, offset=offset, limit=limit)
+    return [dict(row) for row in rows], total
 
 
 def get_template(conn: Connection, account_id: str, template_id: str) -> dict[str, Any] | None:

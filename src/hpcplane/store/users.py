@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
+from hpcplane.store.paging import counted_page
 from hpcplane.store.tables import cluster_queues, cluster_users
 
 
@@ -38,16 +39,12 @@ def users_page(
     conn: Connection, cluster_id: str, *, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the cluster's users in the order they were added (ties by name)."""
-    where = cluster_users.c.cluster_id == cluster_id
-    total = conn.execute(select(func.count()).select_from(cluster_users).where(where)).scalar_one()
-    rows = conn.execute(
-        select(cluster_users.c.name, cluster_users.c.user_group, cluster_users.c.created_at)
-        .where(where)
-        .order_by(cluster_users.c.created_at, cluster_users.c.name)
-        .offset(offset)
-        .limit(limit)
-    ).mappings()
-    return [dict(row) for row in rows], int(total)
+    query = select(cluster_users.c.name, cluster_users.c.user_group, cluster_users.c.created_at).order_by(
+        cluster_users.c.created_at, cluster_users.c.name
+    )
+    where = [cluster_users.c.cluster_id == cluster_id]
+    rows, total = counted_page(conn, cluster_users, where, query, offset=offset, limit=limit)
+    return [dict(row) for row in rows], total
 
 
 def queues(conn: Connection, cluster_id: str) -> list[dict[str, Any]]:
