@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 
+from hpcplane.config import Settings
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
+from hpcplane.wiring import Services, build_services
 from tests.support.backends import PgDatabases
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,6 +40,23 @@ def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -
         databases: PgDatabases = request.getfixturevalue("pg_databases")
         return databases.create()
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@contextmanager
+def services_on(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, **values: Any
+) -> Iterator[Services]:
+    """Everything wired in process on an empty database of `backend`: a FakeClock, no Redis, simulated
+    steps without delay, and any other settings in `values`; closed after the block."""
+    url = database_url(request, backend, tmp_path)
+    settings = Settings(
+        home=tmp_path / "home", database_url=url, redis_url=None, sim_step_seconds=0.0, **values
+    )
+    built = build_services(settings, clock=FakeClock())
+    try:
+        yield built
+    finally:
+        built.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

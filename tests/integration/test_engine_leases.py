@@ -20,7 +20,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from hpcplane import metrics
-from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskType
@@ -28,8 +27,8 @@ from hpcplane.engine.runner import Engine
 from hpcplane.providers.nodes import NodeRef, NodesOutcome
 from hpcplane.store.db import Database, Driver
 from hpcplane.store.engine import Lease
-from hpcplane.wiring import Services, build_services
-from tests.integration.conftest import START, FakeClock, database_url
+from hpcplane.wiring import Services
+from tests.integration.conftest import START, FakeClock, services_on
 from tests.integration.test_engine_outcomes import Scripted
 from tests.integration.test_engine_steps import hosts, node_task, principal, seeded, step_of, task_row
 
@@ -53,11 +52,8 @@ class Hooked(Scripted):
 
 @pytest.fixture(params=BACKENDS)
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    url = database_url(request, request.param, tmp_path)
-    settings = Settings(home=tmp_path / "home", database_url=url, redis_url=None, sim_step_seconds=0.0)
-    built = build_services(settings, clock=FakeClock())
-    yield built
-    built.close()
+    with services_on(request, request.param, tmp_path) as built:
+        yield built
 
 
 def engine(

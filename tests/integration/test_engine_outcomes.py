@@ -20,7 +20,6 @@ from sqlalchemy import select
 from hpcplane import ids
 from hpcplane.api.actions.operations import read_create_cluster
 from hpcplane.api.params import Params
-from hpcplane.config import Settings
 from hpcplane.domain.errors import ProviderFailed
 from hpcplane.domain.plans import plan_for
 from hpcplane.domain.tasks import TaskType
@@ -29,8 +28,8 @@ from hpcplane.providers.nodes import NodeRef, NodesOutcome
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.store import clusters as cluster_store
 from hpcplane.store.tables import cluster_logs
-from hpcplane.wiring import Services, build_services
-from tests.integration.conftest import START, FakeClock, database_url
+from hpcplane.wiring import Services
+from tests.integration.conftest import START, FakeClock, services_on
 from tests.integration.test_engine_steps import (
     add_task,
     cluster_row,
@@ -109,13 +108,8 @@ class Scripted(SimulatedCloud):
 
 @pytest.fixture(params=BACKENDS)
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    url = database_url(request, request.param, tmp_path)
-    settings = Settings(
-        home=tmp_path / "home", database_url=url, redis_url=None, sim_step_seconds=0.0, sim_capacity=100
-    )
-    built = build_services(settings, clock=FakeClock())
-    yield built
-    built.close()
+    with services_on(request, request.param, tmp_path, sim_capacity=100) as built:
+        yield built
 
 
 def scripted(services: Services, spec: str = "") -> Scripted:

@@ -24,13 +24,13 @@ from hpcplane.providers.nodes import NodeRef, NodesOutcome
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.store.tables import clusters, nodes, sim_calls, tasks
 from hpcplane.wiring import Services, build_services
-from tests.integration.conftest import FakeClock, database_url
+from tests.integration.conftest import database_url, services_on
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-class Recording(SimulatedCloud):
-    """The simulated cloud with a scripted outcome, noting what the store held when it was called."""
+class Instant(SimulatedCloud):
+    """The simulated cloud on the engine's store: no step delay, no jitter, no faults, capacity 100."""
 
     def __init__(self, services: Services) -> None:
         super().__init__(
@@ -42,6 +42,13 @@ class Recording(SimulatedCloud):
             seed=0,
             faults=Faults(),
         )
+
+
+class Recording(Instant):
+    """The simulated cloud with a scripted outcome, noting what the store held when it was called."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
         self.services = services
         self.seen: list[dict[str, str]] = []
         self.fail_nodes: dict[str, str] = {}
@@ -68,11 +75,8 @@ class Recording(SimulatedCloud):
 
 @pytest.fixture(params=BACKENDS)
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    url = database_url(request, request.param, tmp_path)
-    settings = Settings(home=tmp_path / "home", database_url=url, redis_url=None, sim_step_seconds=0.0)
-    built = build_services(settings, clock=FakeClock())
-    yield built
-    built.close()
+    with services_on(request, request.param, tmp_path) as built:
+        yield built
 
 
 def principal(services: Services) -> Principal:
@@ -184,19 +188,11 @@ def test_tasks_of_a_cluster_bound_to_another_host_are_not_claimed(services: Serv
     assert lease.task_id == theirs
 
 
-class Slow(SimulatedCloud):
+class Slow(Instant):
     """A provider whose node call takes longer than the lease (a real slurmd registering)."""
 
     def __init__(self, services: Services, seconds: float) -> None:
-        super().__init__(
-            services.clock,
-            db=services.engine.db,
-            step_seconds=0,
-            jitter=0,
-            capacity=100,
-            seed=0,
-            faults=Faults(),
-        )
+        super().__init__(services)
         self.seconds = seconds
 
     def ensure_nodes_running(
