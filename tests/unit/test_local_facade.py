@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,20 @@ from hpcplane.domain.errors import AddressRangeUnavailable, ClusterNotFound, Inv
 from hpcplane.providers.local.commands import Completed
 from hpcplane.providers.local.facade import LocalClusters
 from tests.support.localslurm import submission
+from tests.support.runners import FakeRunner
 
 
-class RecordingRunner:
+class RecordingRunner(FakeRunner):
     """A Runner that records every command and answers `ip -j route` with the given routes only."""
 
     def __init__(self, routes: list[dict[str, str]]) -> None:
+        super().__init__()
         self.routes = routes
-        self.commands: list[tuple[str, ...]] = []
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-        timeout: float = 60.0,
-        daemon: bool = False,
-    ) -> Completed:
-        self.commands.append(tuple(argv))
+    def answer(self, argv: tuple[str, ...]) -> Completed:
         if list(argv[:3]) == ["ip", "-j", "route"]:
-            return Completed(tuple(argv), 0, json.dumps(self.routes), "")
-        raise AssertionError(f"no command should run here: {argv}")
+            return Completed(argv, 0, json.dumps(self.routes), "")
+        return super().answer(argv)
 
 
 def test_an_overlapping_range_is_refused_before_any_effect(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ as ours; API user names as machine accounts; LocalJobs' decisions over a scripte
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from hpcplane.providers.local.jobs_provider import LocalJobs, job_state, local_s
 from hpcplane.providers.local.records import USER_NAME, ClusterRecord, NodeRecord, Role
 from hpcplane.providers.local.sbatch import build_sbatch
 from hpcplane.providers.local.slurmstate import parse_jobs
+from tests.support.runners import FakeRunner
 
 BASE = {"ClusterId": "ehpc-a", "RunasUser": "alice.hpc", "CommandLine": "srun hostname"}
 
@@ -163,31 +163,22 @@ def test_a_completing_job_is_left_as_it_was() -> None:
     assert job_state(running) == (RUNNING, "")
 
 
-class ScriptedRunner:
+class ScriptedRunner(FakeRunner):
     """A Runner whose `scontrol show job -o` prints `jobs`; any other command is recorded and succeeds."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.jobs = ""
         self.down = False
-        self.commands: list[tuple[str, ...]] = []
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-        timeout: float = 60.0,
-        daemon: bool = False,
-    ) -> Completed:
-        self.commands.append(tuple(argv))
+    def answer(self, argv: tuple[str, ...]) -> Completed:
         if "show" in argv and "job" in argv:
             if self.down:
-                return Completed(tuple(argv), 1, "", "Unable to contact slurm controller")
+                return Completed(argv, 1, "", "Unable to contact slurm controller")
             wanted = argv[-1] if argv[-1].isdigit() else None
             lines = [line for line in self.jobs.splitlines() if wanted is None or f"JobId={wanted} " in line]
-            return Completed(tuple(argv), 0, "\n".join(lines), "")
-        return Completed(tuple(argv), 0, "", "")
+            return Completed(argv, 0, "\n".join(lines), "")
+        return Completed(argv, 0, "", "")
 
 
 @pytest.fixture
