@@ -25,10 +25,10 @@ from hpcplane.services.accounts import AccountService
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.services.jobs import JobService
 from hpcplane.services.users import UserEntry, UserService
-from hpcplane.store import jobs as job_store
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
 from tests.integration.conftest import FakeClock
+from tests.support.jobs import record_pending
 
 
 class Cloud(SimulatedCloud):
@@ -93,31 +93,7 @@ def world(db: Database, clock: FakeClock, box: SecretBox) -> World:
 
 def _leave_pending(world: World) -> str:
     """A job as a crash between its record and the provider's confirmation leaves it."""
-    spec = read_submit(Params({"ClusterId": world.cluster_id, "RunasUser": "alice.hpc", "CommandLine": "y"}))
-    with world.db.write() as conn:
-        seq = job_store.next_seq(conn, world.cluster_id)
-        job_id = f"{seq}.manager"
-        now = world.clock.now()
-        job_store.insert_job(
-            conn,
-            {
-                "cluster_id": world.cluster_id,
-                "id": job_id,
-                "seq": seq,
-                "account_id": world.who.account.id,
-                "name": "y",
-                "owner": "alice.hpc",
-                "queue": "workq",
-                "command_line": "y",
-                "nodes": 1,
-                "cpus": 1,
-                "state": "QUEUED",
-                "submitted_at": now,
-                "updated_at": now,
-                "submission": spec.submission(job_id, "workq", True).to_json(),
-            },
-        )
-    return job_id
+    return record_pending(world.db, world.cluster_id, world.who.account.id, "y", world.clock.now()).job_id
 
 
 def test_submit_is_confirmed_once(world: World) -> None:

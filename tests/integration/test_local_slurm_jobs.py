@@ -30,10 +30,10 @@ from hpcplane.services.accounts import AccountService
 from hpcplane.services.clusters import seed_cluster
 from hpcplane.services.jobs import JobService
 from hpcplane.services.users import UserEntry, UserService
-from hpcplane.store import jobs as job_store
 from hpcplane.store import migrate
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
+from tests.support.jobs import record_pending
 from tests.support.localslurm import clusters, local_home, poll, token
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
@@ -168,35 +168,12 @@ def test_create_job_file_writes_as_the_user_and_a_job_runs_it(world: World) -> N
 def test_a_submission_left_pending_by_a_crash_is_handed_over_once(world: World) -> None:
     """A job recorded but never confirmed (its caller died before, or after, sbatch): the round submits
     it under the same token, and sbatch runs once either way."""
-    spec = read_submit(
-        Params({"ClusterId": world.cluster_id, "RunasUser": "alice.hpc", "CommandLine": "hostname"})
-    )
     ids = []
     for effect_done in (False, True):
-        with world.db.write() as conn:
-            seq = job_store.next_seq(conn, world.cluster_id)
-            job_id = f"{seq}.manager"
-            submission = spec.submission(job_id, "workq", True)
-            now = SystemClock().now()
-            job_store.insert_job(
-                conn,
-                {
-                    "cluster_id": world.cluster_id,
-                    "id": job_id,
-                    "seq": seq,
-                    "account_id": world.who.account.id,
-                    "name": "hostname",
-                    "owner": "alice.hpc",
-                    "queue": "workq",
-                    "command_line": "hostname",
-                    "nodes": 1,
-                    "cpus": 1,
-                    "state": "QUEUED",
-                    "submitted_at": now,
-                    "updated_at": now,
-                    "submission": submission.to_json(),
-                },
-            )
+        submission = record_pending(
+            world.db, world.cluster_id, world.who.account.id, "hostname", SystemClock().now()
+        )
+        job_id = submission.job_id
         if effect_done:
             world.provider.submit_job(submit_token(world.cluster_id, job_id), submission)
         ids.append(job_id)
