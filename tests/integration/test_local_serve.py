@@ -21,10 +21,10 @@ import pytest
 from hpcplane.domain.plans import PLANS, base
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.local import cleanup
-from hpcplane.providers.local.records import RecordStore, tag_of
+from hpcplane.providers.local.records import RecordStore
 from hpcplane.providers.local.slurmstate import parse_nodes
 from tests.support.live import LiveServer
-from tests.support.localslurm import poll, swept_home
+from tests.support.localslurm import assert_nothing_left, poll, swept_home
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -328,11 +328,4 @@ def test_delete_cluster_leaves_nothing_behind(
     root = store(home).paths(cluster).root
     body = server.call(KIND, key, "DeleteCluster", ClusterId=cluster)
     assert wait_task(server, key, cluster, str(body["TaskId"]))["Status"] == "Success"
-    tag = tag_of(cluster)
-    left = cleanup.find(PREFIX, root)
-    assert [n for n in left.namespaces if tag in n] == []
-    assert [n for n in left.links if tag in n] == []
-    assert [a for a in left.accounts if tag in a] == []
-    assert left.mounts == []
-    assert left.pids == []
-    assert not root.exists()
+    assert_nothing_left(PREFIX, cluster, root)

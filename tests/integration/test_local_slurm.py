@@ -16,11 +16,18 @@ from pathlib import Path
 import pytest
 
 from hpcplane.domain.errors import IdempotentParameterMismatch, InvalidParams, ProviderFailed
-from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.facade import LocalClusters
-from hpcplane.providers.local.records import tag_of
 from hpcplane.providers.local.slurmstate import SlurmJob
-from tests.support.localslurm import PREFIX, clusters, local_home, new_cluster_id, poll, submission, token
+from tests.support.localslurm import (
+    PREFIX,
+    assert_nothing_left,
+    clusters,
+    local_home,
+    new_cluster_id,
+    poll,
+    submission,
+    token,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 __all__ = ["clusters", "local_home"]
@@ -374,14 +381,7 @@ def test_destroy_leaves_nothing_behind(clusters: LocalClusters) -> None:
         assert pids
     finally:
         clusters.destroy(cluster_id)
-    tag = tag_of(cluster_id)
-    left = cleanup.find(PREFIX, root)
-    assert [n for n in left.namespaces if tag in n] == []
-    assert [n for n in left.links if tag in n] == []
-    assert [a for a in left.accounts if tag in a] == []
-    assert left.mounts == []
-    assert left.pids == []
-    assert not root.exists()
+    assert_nothing_left(PREFIX, cluster_id, root)
     assert [p for p in pids if Path(f"/proc/{p}").exists() and _live(p)] == []
     clusters.destroy(cluster_id)
 

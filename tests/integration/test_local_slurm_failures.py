@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from hpcplane.domain.errors import ProviderFailed
-from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.commands import Completed, SubprocessRunner
 from hpcplane.providers.local.facade import LocalClusters
-from hpcplane.providers.local.records import tag_of
-from tests.support.localslurm import NETWORK, PREFIX, local_home, new_cluster_id, token
+from tests.support.localslurm import NETWORK, PREFIX, assert_nothing_left, local_home, new_cluster_id, token
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 __all__ = ["local_home"]
@@ -62,10 +60,7 @@ class Sabotage(SubprocessRunner):
 def _nothing_left(clusters: LocalClusters, cluster_id: str) -> None:
     root = clusters.store.paths(cluster_id).root
     clusters.destroy(cluster_id)
-    tag = tag_of(cluster_id)
-    left = cleanup.find(PREFIX, root)
-    assert [n for n in left.namespaces + left.links + left.accounts if tag in n] == []
-    assert (left.mounts, left.pids, root.exists()) == ([], [], False)
+    assert_nothing_left(PREFIX, cluster_id, root)
 
 
 def test_a_slurmd_that_does_not_register_is_that_nodes_error(local_home: Path) -> None:

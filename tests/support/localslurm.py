@@ -18,6 +18,7 @@ from hpcplane.providers.jobs import JobSubmission
 from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.doctor import PROGRAMS
 from hpcplane.providers.local.facade import LocalClusters
+from hpcplane.providers.local.records import tag_of
 from tests.support.backends import IN_CI
 
 PREFIX = "hx"  # every kernel object and account of a test cluster starts with it: the sweep's key
@@ -79,6 +80,19 @@ def submission(cluster_id: str, command_line: str, runas_user: str = "alice", **
 
 def new_cluster_id() -> str:
     return f"ehpc-test-{uuid.uuid4().hex[:8]}"
+
+
+def assert_nothing_left(prefix: str, cluster_id: str, root: Path) -> None:
+    """Nothing of the cluster on the machine (what cleanup.find sees of `prefix`): no namespace, link or
+    account with its tag, no mount, no live daemon; and its directory `root` gone."""
+    tag = tag_of(cluster_id)
+    left = cleanup.find(prefix, root)
+    assert [n for n in left.namespaces if tag in n] == []
+    assert [n for n in left.links if tag in n] == []
+    assert [a for a in left.accounts if tag in a] == []
+    assert left.mounts == []
+    assert left.pids == []
+    assert not root.exists()
 
 
 def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
