@@ -52,6 +52,28 @@ def tenant(server: LiveServer) -> dict[str, str]:
     return {**key, "ClusterId": cluster}
 
 
+def _ended_task(
+    server: LiveServer, tenant: dict[str, str], name: str, status: TaskStatus, step: int, errors: str = "[]"
+) -> tuple[str, str]:
+    """A new cluster of the tenant's with one ended StopCluster task of 35 steps: (cluster, task id)."""
+    services = server.services
+    cluster = seed_cluster(
+        services.db, services.clock, account_id=tenant["AccountId"], region="cn-hangzhou", name=name
+    )
+    task_id = record_task(
+        services.db,
+        services.clock,
+        account_id=tenant["AccountId"],
+        cluster_id=cluster,
+        task_type=TaskType.STOP_CLUSTER,
+        total_steps=35,
+        status=status,
+        current_step=step,
+        errors=errors,
+    )
+    return cluster, task_id
+
+
 def _indexes(body: dict[str, object]) -> list[int]:
     tasks = body["Tasks"]
     assert isinstance(tasks, list)
@@ -109,20 +131,7 @@ def test_archived_pages_through_history(server: LiveServer, tenant: dict[str, st
 
 def test_no_running_task_gives_empty_list(server: LiveServer, tenant: dict[str, str]) -> None:
     """A cluster whose tasks have all ended answers [] unless Archived=true."""
-    services = server.services
-    cluster = seed_cluster(
-        services.db, services.clock, account_id=tenant["AccountId"], region="cn-hangzhou", name="idle"
-    )
-    record_task(
-        services.db,
-        services.clock,
-        account_id=tenant["AccountId"],
-        cluster_id=cluster,
-        task_type=TaskType.STOP_CLUSTER,
-        total_steps=35,
-        status=TaskStatus.FAILED,
-        current_step=16,
-    )
+    cluster, _ = _ended_task(server, tenant, "idle", TaskStatus.FAILED, 16)
     body = server.call("tea-v3", tenant, "ListTasks", ClusterId=cluster)
     assert (body["Tasks"], body["TotalCount"]) == ([], 0)
     body = server.call("legacy", tenant, "ListTasks", ClusterId=cluster, Archived=True)
@@ -134,21 +143,8 @@ def test_task_id_returns_task_whatever_its_state(
     server: LiveServer, tenant: dict[str, str], kind: str
 ) -> None:
     """TaskId finds an ended task even with Archived=false: Archived is then ignored."""
-    services = server.services
-    cluster = seed_cluster(
-        services.db, services.clock, account_id=tenant["AccountId"], region="cn-hangzhou", name="t"
-    )
-    task_id = record_task(
-        services.db,
-        services.clock,
-        account_id=tenant["AccountId"],
-        cluster_id=cluster,
-        task_type=TaskType.STOP_CLUSTER,
-        total_steps=35,
-        status=TaskStatus.PARTIAL_FAIL,
-        current_step=35,
-        errors='[{"Code":"NodeFailed","Message":"boom","InstanceId":"i-1"}]',
-    )
+    errors = '[{"Code":"NodeFailed","Message":"boom","InstanceId":"i-1"}]'
+    cluster, task_id = _ended_task(server, tenant, "t", TaskStatus.PARTIAL_FAIL, 35, errors=errors)
     for archived in (False, True):
         body = server.call(kind, tenant, "ListTasks", ClusterId=cluster, TaskId=task_id, Archived=archived)
         assert body["TotalCount"] == 1
