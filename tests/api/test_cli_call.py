@@ -13,6 +13,7 @@ from hpcplane.progress import EXIT_API_ERROR, EXIT_CLIENT, EXIT_USAGE
 from hpcplane.services.tasks import record_task
 from tests.support.clirun import demo, run_cli, user_env
 from tests.support.live import LiveServer, free_port
+from tests.support.policies import trust
 
 
 @pytest.fixture(scope="module")
@@ -116,26 +117,13 @@ def test_aliyun_cli_profiles_in_ak_mode(live: LiveServer, nobody: Path) -> None:
 def test_aliyun_cli_profile_in_sts_token_mode(live: LiveServer, nobody: Path, tmp_path: Path) -> None:
     """A StsToken profile's AccessKey and token, from AssumeRole, are accepted (V3 and V1)."""
     account = live.new_account("sts-user")
-    trust = tmp_path / "trust.json"
-    trust.write_text(
-        json.dumps(
-            {
-                "Version": "1",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Principal": {"RAM": [f"acs:ram::{account['AccountId']}:root"]},
-                    }
-                ],
-            }
-        )
-    )
+    trusting = tmp_path / "trust.json"
+    trusting.write_text(trust(f"acs:ram::{account['AccountId']}:root"))
     policy = tmp_path / "all.json"
     policy.write_text(
         json.dumps({"Version": "1", "Statement": [{"Effect": "Allow", "Action": "ehpc:*", "Resource": "*"}]})
     )
-    live.cli("ram", "create-role", account["AccountId"], "ops", "--trust", str(trust))
+    live.cli("ram", "create-role", account["AccountId"], "ops", "--trust", str(trusting))
     live.cli("ram", "create-policy", account["AccountId"], "all", "--document", str(policy))
     live.cli("ram", "attach-policy", account["AccountId"], "all", "--role", "ops")
     issued = json.loads(live.cli("sts", "assume-role", f"acs:ram::{account['AccountId']}:role/ops", "--json"))

@@ -14,6 +14,7 @@ import pytest
 
 from hpcplane.testing import SignedRequest, sign_v1, sign_v3
 from tests.support.live import LiveServer
+from tests.support.policies import trust
 from tests.support.rawcalls import rows
 
 # Where an AccessKeyId belongs by design: the key's own record, the replay cache (with the nonce) and
@@ -105,25 +106,12 @@ def world(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> tuple
     """An account with a role it may assume, allowed everything."""
     key = server.new_account("vault")
     folder: Path = tmp_path_factory.mktemp("vault")
-    trust = folder / "trust.json"
+    trusting = folder / "trust.json"
     acct = key["AccountId"]
-    trust.write_text(
-        json.dumps(
-            {
-                "Version": "1",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Principal": {"RAM": [f"acs:ram::{acct}:root"]},
-                    }
-                ],
-            }
-        )
-    )
+    trusting.write_text(trust(f"acs:ram::{acct}:root"))
     policy = folder / "all.json"
     policy.write_text(json.dumps(ALLOW_ALL))
-    arn = server.cli("ram", "create-role", acct, "runner", "--trust", str(trust)).split("Arn: ")[1].strip()
+    arn = server.cli("ram", "create-role", acct, "runner", "--trust", str(trusting)).split("Arn: ")[1].strip()
     server.cli("ram", "create-policy", acct, "everything", "--document", str(policy))
     server.cli("ram", "attach-policy", acct, "everything", "--role", "runner")
     return key, arn

@@ -40,7 +40,7 @@ from hpcplane.store.tables import audit_log
 from hpcplane.testing import SignedRequest, sign_v1, sign_v3
 from tests.support import sdkclients
 from tests.support.live import LiveServer
-from tests.support.policies import Doc, allow, deny, document
+from tests.support.policies import Doc, allow, deny, document, trust
 from tests.support.sdkclients import SDK_KINDS, SdkError
 
 NOT_AUTHORIZED = "You are not authorized by RAM for this request."
@@ -50,18 +50,6 @@ Creds = Mapping[str, str]
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def trust(*principals: str) -> str:
-    """A trust policy letting the given RAM principals assume the role."""
-    return json.dumps(
-        {
-            "Version": "1",
-            "Statement": [
-                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"RAM": list(principals)}}
-            ],
-        }
-    )
 
 
 def sdk(endpoint: str, kind: str, creds: Creds, action: str, **params: object) -> dict[str, object]:

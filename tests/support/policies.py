@@ -1,4 +1,4 @@
-"""RAM policy documents for tests: `document(allow(...), deny(...))`."""
+"""RAM policy documents for tests: `document(allow(...), deny(...))`, `trust(principal, ...)`."""
 
 from __future__ import annotations
 
@@ -18,3 +18,15 @@ def allow(**fields: Any) -> Doc:
 
 def deny(**fields: Any) -> Doc:
     return {"Effect": "Deny", "Action": "*", "Resource": "*", **fields}
+
+
+def trust(*principals: str) -> str:
+    """A trust policy letting the given RAM principals assume the role."""
+    return json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"RAM": list(principals)}}
+            ],
+        }
+    )
