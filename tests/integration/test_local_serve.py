@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hpcplane.providers.local import cleanup
 from hpcplane.providers.local.records import RecordStore
 from hpcplane.providers.local.slurmstate import parse_nodes
 from tests.support.live import LiveServer
-from tests.support.localslurm import assert_nothing_left, poll, swept_home
+from tests.support.localslurm import assert_nothing_left, node_shell, poll, swept_home
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -109,27 +108,7 @@ def store(home: Path) -> RecordStore:
 
 def slurm_nodes(home: Path, cluster_id: str) -> dict[str, Any]:
     """What slurmctld says, asked from the login node with `hpcplane node-shell`."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hpcplane",
-            "node-shell",
-            "--home",
-            str(home),
-            cluster_id,
-            "login0",
-            "scontrol",
-            "show",
-            "node",
-            "-o",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return parse_nodes(done.stdout)
+    return parse_nodes(node_shell(home, cluster_id, "login0", "scontrol", "show", "node", "-o"))
 
 
 def netns_exists(home: Path, cluster_id: str, hostname: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.support.localslurm import (
     clusters,
     local_home,
     new_cluster_id,
+    node_shell,
     poll,
     submission,
     token,
@@ -82,28 +82,10 @@ def test_a_cluster_of_two_compute_nodes_is_up(clusters: LocalClusters, cluster: 
 
 def test_node_shell_runs_in_the_nodes_namespace(local_home: Path, cluster: str) -> None:
     """`hpcplane node-shell CLUSTER HOSTNAME cmd` runs cmd with the node's host name and Slurm config."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hpcplane",
-            "node-shell",
-            "--home",
-            str(local_home),
-            cluster,
-            "compute1",
-            "sh",
-            "-c",
-            "hostname; scontrol ping",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    lines = done.stdout.splitlines()
+    out = node_shell(local_home, cluster, "compute1", "sh", "-c", "hostname; scontrol ping")
+    lines = out.splitlines()
     assert lines[0] == "compute1"
-    assert "is UP" in done.stdout
+    assert "is UP" in out
 
 
 def test_a_two_node_job_logs_both_host_names_and_never_runs_as_root(

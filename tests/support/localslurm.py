@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -80,6 +82,18 @@ def submission(cluster_id: str, command_line: str, runas_user: str = "alice", **
 
 def new_cluster_id() -> str:
     return f"ehpc-test-{uuid.uuid4().hex[:8]}"
+
+
+def node_shell(home: Path, cluster_id: str, hostname: str, *command: str) -> str:
+    """What `command` prints run on the node with `hpcplane node-shell` (the test fails if it fails)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hpcplane", "node-shell", "--home", str(home), cluster_id, hostname, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
 
 
 def assert_nothing_left(prefix: str, cluster_id: str, root: Path) -> None:
