@@ -107,7 +107,7 @@ class CallThreads:
         call = (fn, args, future)
         if self._idle:
             self._idle.pop().calls.put(call)
-        elif self._count < self.size and not self._stopped:
+        elif self._count < self.size:
             self._count += 1
             _Thread(self, loop, f"hpcplane-call-{self._count}").calls.put(call)
         else:
@@ -119,6 +119,7 @@ class CallThreads:
         if self._backlog:
             thread.calls.put(self._backlog.popleft())
         elif self._stopped:
+            self._count -= 1
             thread.calls.put(None)
         else:
             self._idle.append(thread)
@@ -130,9 +131,11 @@ class CallThreads:
             future.set_exception(value)
 
     def stop(self) -> None:
-        """On the loop: every thread ends once the calls given so far are done (without waiting)."""
+        """On the loop: every thread ends once it has no call left (without waiting for it); a call that
+        still comes gets a thread that ends after it."""
         self._stopped = True
         idle, self._idle = self._idle, []
+        self._count -= len(idle)
         for thread in idle:
             thread.calls.put(None)
 

@@ -257,4 +257,18 @@ def test_call_threads_hand_back_exceptions_and_stop() -> None:
     thread = asyncio.run(run())
     thread.join(5)
     assert not thread.is_alive()
-    assert pool._count == 1
+    assert pool._count == 0
+
+
+def test_a_call_after_stop_still_runs_on_a_thread_that_then_ends() -> None:
+    pool = CallThreads(2)
+
+    async def run() -> threading.Thread:
+        pool.stop()
+        return await pool.run(threading.current_thread)
+
+    thread = asyncio.run(asyncio.wait_for(run(), 5))
+    assert thread.name.startswith("hpcplane-call-")
+    thread.join(5)
+    assert not thread.is_alive()
+    assert pool._count == 0
