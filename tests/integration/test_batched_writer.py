@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hpcplane.domain.errors import ServiceUnavailable
+from hpcplane.services import audit
 from hpcplane.services.audit import AuditSink
 from hpcplane.store.audit import AuditRecord
 from hpcplane.store.db import Database
@@ -52,6 +53,23 @@ def test_replay_refused_in_process_before_the_batch_is_written(db: Database) -> 
         assert stored_nonces(db) == {("ak", "n1"), ("ak2", "n1")}
         assert not nonces.remember("ak", "n1", START, 60)  # from the store now
         assert nonces.pending == 0
+    finally:
+        sink.close()
+
+
+def test_a_flush_past_one_transaction_writes_every_record(db: Database) -> None:
+    """More records than one transaction takes (audit._BATCH): every chunk is written, nonces with them."""
+    nonces = BatchedNonces(db)
+    sink = AuditSink(db, nonces=nonces, clock=FakeClock(), interval=HOUR)
+    try:
+        count = 2 * audit._BATCH + 7
+        for n in range(count):
+            sink.record(record(f"r{n}"))
+        assert nonces.remember("ak", "chunked", START, 60)
+        sink.flush()
+        assert audit_rows(db) == count
+        assert sink.backlog == 0
+        assert stored_nonces(db) == {("ak", "chunked")}
     finally:
         sink.close()
 

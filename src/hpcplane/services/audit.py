@@ -1,8 +1,9 @@
 """The batched writer: every call's audit record, and the nonces accepted since the last batch, written
-by one background thread in one transaction every `_INTERVAL` seconds, and flushed on close.
+by one background thread every `_INTERVAL` seconds (in transactions of `_BATCH` records, the nonces in
+the first), and flushed on close.
 
-One writer for both keeps SQLite's single write lock to one short transaction per interval instead of
-one per call (the nonce) plus one per interval (the audit batch). The backlog is bounded: once
+One writer for both keeps SQLite's single write lock to a few short transactions per interval instead
+of one per call (the nonce) plus one per interval (the audit batch). The backlog is bounded: once
 `max_backlog` records wait (the store not taking writes), `accepting` is False and the gateway refuses
 new calls with ServiceUnavailable (HTTP 503) before doing any work, so memory stays bounded; the
 refusals are still audited (they have `_HEADROOM` of their own), and only past that a record is dropped
@@ -25,7 +26,11 @@ from hpcplane.store.nonces import BatchedNonces
 
 log = structlog.get_logger("hpcplane.audit")
 
-_BATCH = 500
+# Records per transaction: a flush of more writes several. Turning a record into its row is Python that
+# holds the GIL (about 25 us a record): a batch of 500 held it for up to the interpreter's 5 ms switch
+# interval at a time, and the calls waiting for it made the p99 (docs/benchmarks.md, session 5); each
+# commit between chunks of 50 lets them in.
+_BATCH = 50
 _INTERVAL = 0.2
 MAX_BACKLOG = 100_000
 _HEADROOM = 10_000
