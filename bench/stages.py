@@ -36,7 +36,7 @@ from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
 from hpcplane.services.accounts import StoreKeyDirectory
 from hpcplane.services.tasks import TaskQuery
-from hpcplane.testing import sign_v1
+from hpcplane.testing import sign_v1, sign_v3
 from hpcplane.wiring import Services, build_services
 
 
@@ -59,6 +59,21 @@ def _request(dataset: Dataset, rng: random.Random) -> RpcRequest:
         path=path,
         raw_query=query.encode(),
         raw_headers=[(b"host", b"127.0.0.1")],
+        body=b"",
+        client_ip="127.0.0.1",
+    )
+
+
+def _request_v3(dataset: Dataset, rng: random.Random) -> RpcRequest:
+    """The same call signed ACS3-HMAC-SHA256 (V3), as the Tea SDKs send it."""
+    params = {"ClusterId": rng.choice(dataset.cluster_ids), "Archived": "true", "PageSize": "10"}
+    signed = sign_v3("ListTasks", params, dataset.access_key_id, dataset.secret, host="127.0.0.1")
+    path, _, query = signed.url_path.partition("?")
+    return build_request(
+        method="GET",
+        path=path,
+        raw_query=query.encode(),
+        raw_headers=[(k.encode(), v.encode()) for k, v in signed.headers.items()],
         body=b"",
         client_ip="127.0.0.1",
     )
@@ -97,6 +112,7 @@ def measure(services: Services, dataset: Dataset, calls: int) -> list[Stage]:
     sample = page(0)
     gateway = Gateway(services)
     gateway_requests = [_request(dataset, rng) for _ in range(calls + 50)]
+    v3_requests = [_request_v3(dataset, rng) for _ in range(calls + 50)]
     run_id = uuid.uuid4().hex[:6]
     keys = StoreKeyDirectory(services.db, services.box)
     stages = {
@@ -113,8 +129,15 @@ def measure(services: Services, dataset: Dataset, calls: int) -> list[Stage]:
         "ListTasks: checks, count and page (one read)": page,
         "render the JSON body (orjson)": lambda i: render(sample),
         "the whole pipeline (Gateway.handle)": lambda i: gateway.handle(gateway_requests[i], "bench"),
+        "the whole pipeline, signed ACS3 (V3)": lambda i: _ok(gateway.handle(v3_requests[i], "bench")),
     }
     return [Stage(dataset.backend, name, _time(calls, run)) for name, run in stages.items()]
+
+
+def _ok(answer: tuple[int, dict[str, object], object]) -> object:
+    if answer[0] != 200:
+        raise RuntimeError(f"the V3 call was refused: {answer[1]}")
+    return answer
 
 
 def _request_parse(req: RpcRequest) -> RpcRequest:
