@@ -163,3 +163,21 @@ def test_audit_backlog_is_bounded(db: Database) -> None:
         assert audit_rows(db) == 4
     finally:
         sink.close()
+
+
+def test_a_batch_just_written_is_refused_from_memory_whatever_the_read_said(db: Database) -> None:
+    """remember_read with the store read before the batch committed (stored=False): the last batch's
+    nonces are still held in memory, so the replay is refused; once expired, taken again."""
+    nonces = BatchedNonces(db)
+    sink = AuditSink(db, nonces=nonces, clock=FakeClock(), interval=HOUR)
+    try:
+        assert nonces.remember_read("ak", "n", START, 60, stored=False)
+        assert not nonces.remember_read("ak", "n", START, 60, stored=False)  # pending
+        sink.flush()
+        assert stored_nonces(db) == {("ak", "n")}
+        assert not nonces.remember_read("ak", "n", START, 60, stored=False)  # the batch written last
+        assert not nonces.remember_read("ak", "other", START, 60, stored=True)  # another process's
+        later = START + timedelta(seconds=61)
+        assert nonces.remember_read("ak", "n", later, 60, stored=False)
+    finally:
+        sink.close()

@@ -109,6 +109,47 @@ def test_keys_create_disable_enable(db: Database, box: SecretBox, clock: FakeClo
             change("LTAInothere")
 
 
+def test_key_and_nonce_read_together_see_another_connections_changes(
+    db: Database, box: SecretBox, clock: FakeClock
+) -> None:
+    """lookup_with_nonce reads the key, its account and the nonce on every call: a key disabled or an
+    account switched off by another connection (another process, the CLI) shows on the very next read,
+    and so does a nonce another process recorded."""
+    service, directory = AccountService(db, box, clock), StoreKeyDirectory(db, box)
+    issued = service.create_account("acme")
+    key_id = issued.access_key_id
+    found, stored = directory.lookup_with_nonce(key_id, "n1", START)
+    assert found is not None
+    assert not stored
+    assert found[0].status is KeyStatus.ACTIVE
+    assert found[0].secret == issued.access_key_secret
+    assert found[1].ehpc_enabled
+    other = Database(db.url.render_as_string(hide_password=False), timeout=5.0, pool_size=2)
+    try:
+        AccountService(other, box, clock).disable_key(key_id)
+        found, _ = directory.lookup_with_nonce(key_id, "n1", START)
+        assert found is not None
+        assert found[0].status is KeyStatus.INACTIVE
+        AccountService(other, box, clock).enable_key(key_id)
+        AccountService(other, box, clock).set_service("acme", False)
+        found, _ = directory.lookup_with_nonce(key_id, "n1", START)
+        assert found is not None
+        assert found[0].status is KeyStatus.ACTIVE
+        assert not found[1].ehpc_enabled
+        with other.write() as conn:
+            conn.execute(
+                insert(nonces_table).values(
+                    access_key_id=key_id, nonce="n1", expires_at=START + timedelta(seconds=60)
+                )
+            )
+        assert directory.lookup_with_nonce(key_id, "n1", START)[1]
+        assert not directory.lookup_with_nonce(key_id, "n1", START + timedelta(seconds=61))[1]
+        assert not directory.lookup_with_nonce(key_id, "n2", START)[1]
+    finally:
+        other.dispose()
+    assert directory.lookup_with_nonce("LTAInothere", "n1", START) == (None, False)
+
+
 def test_ram_user_keys(db: Database, box: SecretBox, clock: FakeClock) -> None:
     """A RAM user's key names the user; duplicate users and keys for unknown users are refused."""
     service, directory = AccountService(db, box, clock), StoreKeyDirectory(db, box)

@@ -4,13 +4,15 @@ parameters, each bound inclusive, each refusal with the parameter it names and i
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hpcplane.api import validation as v
 from hpcplane.api.authn import Credentials
-from hpcplane.api.protocol import RpcRequest, build_request
+from hpcplane.api.protocol import RpcRequest, build_request, parse_query
 from hpcplane.domain.errors import AccessKeyNotFound, InvalidParams, SecurityTokenMalformed
 
 
@@ -147,3 +149,9 @@ def test_kept_parameters_bounds_are_inclusive() -> None:
         "Z",
         "takes the stored parameters beyond 16384 characters",
     )
+
+
+@given(st.text(alphabet="ab=&+%2F0x\u00e9 ;", max_size=40))
+def test_parse_query_is_parse_qsl_with_blank_values(text: str) -> None:
+    """protocol.parse_query gives what urllib's parse_qsl(keep_blank_values=True) gives, pair for pair."""
+    assert parse_query(text) == parse_qsl(text, keep_blank_values=True)

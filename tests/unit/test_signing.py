@@ -375,6 +375,11 @@ def test_v1_raw_string_is_the_canonical_string_when_the_query_is_canonical(
         "Action=ListTasks&Name",  # a bare name
         "Action=ListTasks&&Name=x",  # an empty pair
         "Action=ListTasks&Name=100%",  # a '%' that escapes nothing
+        "Action=ListTasks&Name=%4",  # a '%' with one hex digit
+        "Action=ListTasks&=x",  # an empty name
+        "Action=ListTasks&Name=a=b",  # a second '=' in a pair
+        "Action=ListTasks&Name=a&",  # an empty last pair
+        "Action=ListTasks&Name=a b",  # a space
     ],
 )
 def test_v1_raw_string_gives_way_on_a_query_not_in_canonical_form(query: str) -> None:

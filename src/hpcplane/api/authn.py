@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hpcplane.api import signing
 from hpcplane.api.protocol import RpcRequest
@@ -41,6 +41,25 @@ class NonceStore(Protocol):
     """Remembers nonces; `remember` is False for one already seen within its lifetime."""
 
     def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool: ...
+
+
+@runtime_checkable
+class ReadNonces(NonceStore, Protocol):
+    """Nonces kept in the store the keys are read from: the key's read can tell whether the store holds a
+    nonce (`KeyAndNonceDirectory`), and `remember_read` does the rest of `remember` (memory, backlog)."""
+
+    def remember_read(
+        self, access_key_id: str, nonce: str, now: datetime, ttl: int, *, stored: bool
+    ) -> bool: ...
+
+
+@runtime_checkable
+class KeyAndNonceDirectory(KeyDirectory, Protocol):
+    """A KeyDirectory that reads the key and whether the store holds a nonce for it in one statement."""
+
+    def lookup_with_nonce(
+        self, access_key_id: str, nonce: str, now: datetime
+    ) -> tuple[tuple[AccessKey, Account] | None, bool]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +169,24 @@ class Authenticator:
         self._clock = clock
         self._skew = skew
         self._ttl = nonce_ttl
+        # Key and nonce in one read when the nonces live in the keys' store (not Redis).
+        self._one_read = (
+            (keys, nonces)
+            if isinstance(keys, KeyAndNonceDirectory) and isinstance(nonces, ReadNonces)
+            else None
+        )
 
     def authenticate(self, req: RpcRequest, creds: Credentials) -> Principal:
         now = self._clock.now()
         self._check_time(creds.timestamp, now)
         if creds.security_token is not None and token_key_id(creds.security_token) != creds.access_key_id:
             raise SecurityTokenMismatch()
-        found = self._keys.lookup(creds.access_key_id)
+        one_read = self._one_read
+        stored = False
+        if one_read is None:
+            found = self._keys.lookup(creds.access_key_id)
+        else:
+            found, stored = one_read[0].lookup_with_nonce(creds.access_key_id, creds.nonce, now)
         if found is None:
             raise AccessKeyNotFound()
         key, account = found
@@ -167,7 +197,11 @@ class Authenticator:
         declared = req.headers.get("x-acs-content-sha256")
         if creds.version == "V3" and declared is not None and declared.strip() != self._body_hash(creds, req):
             raise SignatureDoesNotMatch(sts=string_to_sign(req, creds))
-        if not self._nonces.remember(key.id, creds.nonce, now, self._ttl):
+        if one_read is None:
+            fresh = self._nonces.remember(key.id, creds.nonce, now, self._ttl)
+        else:
+            fresh = one_read[1].remember_read(key.id, creds.nonce, now, self._ttl, stored=stored)
+        if not fresh:
             raise SignatureNonceUsed()
         return Principal(
             account=account, access_key_id=key.id, user_id=key.user_id, user_name=key.user_name, sts=key.sts

@@ -48,7 +48,11 @@ def v1_string_to_sign(method: str, params: Mapping[str, str], *, plus: bool = Fa
 
 
 # One name=value pair of a query already in canonical form: unreserved characters and upper-case %XX.
-_CANONICAL_PAIR = re.compile(r"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})+=(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})*", re.ASCII)
+# Checked over the whole query at once (a character class and a literal scan, rather than a pattern
+# with an alternation per character): no character outside the pairs' alphabet, no '%' without two
+# upper-case hex digits; then each piece holds exactly one '=' after a non-empty name.
+_OUTSIDE = re.compile(r"[^A-Za-z0-9_.~%=&-]", re.ASCII)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-F]{2})", re.ASCII)
 
 
 def v1_string_to_sign_raw(method: str, raw_query: str) -> str | None:
@@ -57,15 +61,18 @@ def v1_string_to_sign_raw(method: str, raw_query: str) -> str | None:
     value. None when some pair is not (a '+', lower-case hex, a bare name): then the caller builds it
     from the decoded parameters (v1_string_to_sign). A query whose pairs encode an unreserved character
     (%41 for A) gives a string the client did not sign: the caller falls back on a mismatch too."""
-    pairs: list[tuple[str, str]] = []
-    for piece in raw_query.split("&"):
-        if not _CANONICAL_PAIR.fullmatch(piece):
-            return None
-        name, _, value = piece.partition("=")
-        if name != "Signature":
-            pairs.append((name, value))
-    pairs.sort()  # by encoded name, then value: as canonical_query orders them
-    cqs = "&".join(f"{k}={v}" for k, v in pairs)
+    if (
+        _OUTSIDE.search(raw_query)
+        or ("%" in raw_query and _BAD_ESCAPE.search(raw_query))
+        or raw_query.count("=") != raw_query.count("&") + 1
+    ):
+        return None
+    # (name, "=", value) triples sort as (name, value) pairs: by encoded name, then value, as
+    # canonical_query orders them; each joins back into its piece.
+    pairs = sorted(piece.partition("=") for piece in raw_query.split("&"))
+    if not all(name and sep for name, sep, _ in pairs):  # a bare name, or an empty name or piece
+        return None
+    cqs = "&".join(["".join(pair) for pair in pairs if pair[0] != "Signature"])
     # enc() of a canonical query: only '%', '=' and '&' in it are not unreserved.
     return f"{method.upper()}&%2F&" + cqs.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, exc
 
@@ -11,6 +12,7 @@ from hpcplane import ids
 from hpcplane.clock import Clock
 from hpcplane.domain.accounts import AccessKey, Account, KeyStatus
 from hpcplane.store import accounts as store
+from hpcplane.store import nonces as nonce_store
 from hpcplane.store import ram as ram_store
 from hpcplane.store.db import Database
 from hpcplane.store.secrets import SecretBox
@@ -125,11 +127,26 @@ class AccountService:
 
 
 class StoreKeyDirectory:
-    """The authenticator's view of the keys: one indexed read per request."""
+    """The authenticator's view of the keys: one indexed read per request (with the nonce check when the
+    nonces are in the store too: `lookup_with_nonce`)."""
 
     def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._box = box
+        self._rows = store.KeyRows(box)
+
+    def lookup_with_nonce(
+        self, access_key_id: str, nonce: str, now: datetime
+    ) -> tuple[tuple[AccessKey, Account] | None, bool]:
+        """The key and its account, and whether the store holds `nonce` for it unexpired at `now`."""
+        if not access_key_id.startswith("STS."):
+            with self._db.driver() as driver:
+                return self._rows.with_nonce(driver, access_key_id, nonce, now)
+        found = self.lookup(access_key_id)
+        if found is None:
+            return None, False
+        with self._db.driver() as driver:
+            return found, nonce_store.stored(driver, found[0].id, nonce, now)
 
     def lookup(self, access_key_id: str) -> tuple[AccessKey, Account] | None:
         if not access_key_id.startswith("STS."):

@@ -111,6 +111,48 @@ def key_and_account(driver: Driver, box: SecretBox, key_id: str) -> tuple[Access
     return key, Account(id=key.account_id, name=row[6], ehpc_enabled=bool(row[7]))
 
 
+# The same, and whether the store holds the request's nonce for that key unexpired: the key, its account and
+# the replay check in one indexed read (one round trip on PostgreSQL instead of two).
+_KEY_ACCOUNT_AND_NONCE = (
+    "SELECT k.id, k.account_id, k.user_id, k.secret_enc, k.status, u.name, a.name, a.ehpc_enabled,"
+    " EXISTS (SELECT 1 FROM nonces n WHERE n.access_key_id = k.id AND n.nonce = ? AND n.expires_at >= ?)"
+    " FROM access_keys k JOIN accounts a ON a.id = k.account_id"
+    " LEFT OUTER JOIN ram_users u ON u.id = k.user_id WHERE k.id = ?"
+)
+_CONVERTED_MAX = 4096
+
+
+class KeyRows:
+    """Reads a permanent key with its account (and the nonce check) on every call, and converts each
+    distinct row it reads once: the row is the key's state as of this read (status, secret, account flag),
+    so a key disabled or an account changed by any process is seen on the very next call."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self._converted: dict[tuple[Any, ...], tuple[AccessKey, Account]] = {}
+
+    def convert(self, row: Sequence[Any]) -> tuple[AccessKey, Account]:
+        state = tuple(row[:8])
+        found = self._converted.get(state)
+        if found is None:
+            key = _access_key(self._box, state[:6])
+            found = key, Account(id=key.account_id, name=state[6], ehpc_enabled=bool(state[7]))
+            if len(self._converted) >= _CONVERTED_MAX:
+                self._converted.clear()
+            self._converted[state] = found
+        return found
+
+    def with_nonce(
+        self, driver: Driver, key_id: str, nonce: str, now: datetime
+    ) -> tuple[tuple[AccessKey, Account] | None, bool]:
+        """The key and its account (None: no such key), and whether the store holds `nonce` for it,
+        unexpired at `now`: one statement."""
+        row = driver.execute(_KEY_ACCOUNT_AND_NONCE, (nonce, now, key_id)).fetchone()
+        if row is None:
+            return None, False
+        return self.convert(row), bool(row[8])
+
+
 def list_keys(conn: Connection, box: SecretBox, account_id: str) -> list[AccessKey]:
     """The account's AccessKeys, oldest first, with their secrets decrypted."""
     rows = conn.execute(

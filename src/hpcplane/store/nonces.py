@@ -59,6 +59,13 @@ class SqlNonces:
 
 
 _SEEN = "SELECT 1 FROM nonces WHERE access_key_id = ? AND nonce = ? AND expires_at >= ?"
+
+
+def stored(driver: Driver, access_key_id: str, nonce: str, now: datetime) -> bool:
+    """Whether the store holds the nonce for the key, unexpired at `now`."""
+    return driver.execute(_SEEN, (access_key_id, nonce, now)).fetchone() is not None
+
+
 # A batch: a nonce another process recorded in the same window (the store's row not yet expired) is
 # left as it is; an expired row is taken over, as by the single upsert.
 _RECORD = (
@@ -89,20 +96,48 @@ class BatchedNonces:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], datetime] = {}
         self._writing: dict[tuple[str, str], datetime] = {}
+        # The last committed batch, kept one interval more: a call that read the store just before that
+        # batch committed still finds its nonces here (the read and the memory check are not atomic).
+        self._written: dict[tuple[str, str], datetime] = {}
         self._since_purge = 0
 
     def remember(self, access_key_id: str, nonce: str, now: datetime, ttl: int) -> bool:
         key = (access_key_id, nonce)
         with self._lock:
-            if key in self._pending or key in self._writing:
+            if self._held(key, now):
                 return False
             if len(self._pending) + len(self._writing) >= self._max:
                 raise ServiceUnavailable()
         with self._db.driver() as driver:
-            if driver.execute(_SEEN, (access_key_id, nonce, now)).fetchone() is not None:
+            if stored(driver, access_key_id, nonce, now):
                 return False
+        return self._take(key, now, ttl)
+
+    def remember_read(self, access_key_id: str, nonce: str, now: datetime, ttl: int, *, stored: bool) -> bool:
+        """`remember`, the store's part already read by the caller in a statement of its own (`stored`:
+        the store holds the nonce unexpired; store/accounts.py KeyRows.with_nonce reads it with the key)."""
+        key = (access_key_id, nonce)
         with self._lock:
-            if key in self._pending or key in self._writing:  # the same nonce, in another thread
+            if self._held(key, now):
+                return False
+            if len(self._pending) + len(self._writing) >= self._max:
+                raise ServiceUnavailable()
+            if stored:
+                return False
+            self._pending[key] = now + timedelta(seconds=ttl)
+        return True
+
+    def _held(self, key: tuple[str, str], now: datetime) -> bool:
+        """Taken by this process and not yet known to be in the store, or in the batch written last and
+        not expired (call with the lock held)."""
+        if key in self._pending or key in self._writing:
+            return True
+        written = self._written.get(key)
+        return written is not None and written >= now
+
+    def _take(self, key: tuple[str, str], now: datetime, ttl: int) -> bool:
+        with self._lock:
+            if self._held(key, now):  # another thread's
                 return False
             self._pending[key] = now + timedelta(seconds=ttl)
         return True
@@ -132,7 +167,7 @@ class BatchedNonces:
     def done(self) -> None:
         """The batch committed: the store answers for those nonces now."""
         with self._lock:
-            self._writing = {}
+            self._written, self._writing = self._writing, {}
 
     def failed(self) -> None:
         """The batch did not commit: its nonces stay in memory (refused) for the next batch."""
