@@ -113,7 +113,11 @@ def py_spy() -> str | None:
 class Profile:
     """`py-spy record` of one process for one run, written as a flame graph to `out` (SVG)."""
 
-    def __init__(self, pid: int, out: Path, seconds: float) -> None:
+    def __init__(
+        self, pid: int, out: Path, seconds: float, *, form: str = "flamegraph", gil: bool = False
+    ) -> None:
+        """`form`: py-spy's output format, "flamegraph" (SVG) or "raw" (collapsed stacks, one a line);
+        `gil`: only the samples of the thread holding the GIL (where the Python CPU goes, not the waits)."""
         self.out = out
         self.process: subprocess.Popen[bytes] | None = None
         self.reason = ""
@@ -121,14 +125,19 @@ class Profile:
         if exe is None:
             self.reason = "py-spy not installed (pip install -e '.[bench]')"
             return
-        command = [exe, "record", "--pid", str(pid), "--output", str(out), "--format", "flamegraph"]
+        command = [exe, "record", "--pid", str(pid), "--output", str(out), "--format", form]
         command += ["--duration", str(max(1, int(seconds))), "--rate", "200", "--nonblocking"]
+        if gil:
+            command.append("--gil")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def stop(self) -> str:
-        """The path written, or why there is none."""
+    def stop(self, *, now: bool = False) -> str:
+        """The path written, or why there is none; `now`: end the recording at once (SIGINT) rather than
+        wait for its duration."""
         if self.process is None:
             return self.reason
+        if now and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
         try:
             out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:

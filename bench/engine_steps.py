@@ -31,7 +31,7 @@ import psycopg
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
-from bench.cpu import Meter
+from bench.cpu import Meter, Profile
 from hpcplane import ids
 from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
@@ -71,6 +71,7 @@ class EngineRun:
     # CPU per step from the release to the end (bench/cpu.py): the worker processes', PostgreSQL's.
     worker_cpu_us: float | None = None
     db_cpu_us: float | None = None
+    profiles: list[str] = field(default_factory=list)  # --profile: the files written, or why none
 
     @classmethod
     def measured(
@@ -277,9 +278,19 @@ def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run_engine(
-    backend: str, url: str, home: Path, count: int, workers: int, concurrency: int, timeout: float
+    backend: str,
+    url: str,
+    home: Path,
+    count: int,
+    workers: int,
+    concurrency: int,
+    timeout: float,
+    profile: str | None = None,
+    gil: bool = False,
 ) -> EngineRun:
-    """Enqueue `count` StopClusters, hold them, start the workers, release the tasks and time them."""
+    """Enqueue `count` StopClusters, hold them, start the workers, release the tasks and time them.
+    `profile` (a py-spy format, "flamegraph" or "raw"): record each worker process from the release to
+    the end, into bench/results/engine-profile-<backend>-<workers>w-<n>.<svg|txt>."""
     began = time.monotonic()
     services = build_services(settings_for(home, url))
     try:
@@ -289,13 +300,28 @@ def run_engine(
         began = time.monotonic()
         processes = start_workers(workers, worker_env(home, url, concurrency), home, timeout=120)
         startup = time.monotonic() - began
+        spies: list[Profile] = []
         try:
+            if profile:
+                RESULTS.mkdir(exist_ok=True)
+                suffix = "svg" if profile == "flamegraph" else "txt"
+                spies = [
+                    Profile(
+                        p.pid,
+                        RESULTS / f"engine-profile-{backend}-{workers}w-{n}.{suffix}",
+                        timeout,
+                        form=profile,
+                        gil=gil,
+                    )
+                    for n, p in enumerate(processes)
+                ]
             meter = Meter([p.pid for p in processes], backend == "postgres")
             released = datetime.now(UTC)
             set_due(services, released)
             wait_until_done(services, processes, timeout)
             meter.freeze()
         finally:
+            written = [spy.stop(now=True) for spy in spies]
             stop_workers(processes)
         ended, steps, statuses = outcome(services)
     finally:
@@ -306,6 +332,7 @@ def run_engine(
     cost = meter.per(steps)
     run.worker_cpu_us = cost.server_us
     run.db_cpu_us = cost.database_us if backend == "postgres" else None
+    run.profiles = written
     return run
 
 
@@ -495,6 +522,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--pg-admin", default=DEFAULT_PG_ADMIN, help="PostgreSQL admin URL")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--profile",
+        choices=("flamegraph", "raw"),
+        default=None,
+        help="py-spy each worker process during each run: bench/results/engine-profile-* (SVG, or "
+        "collapsed stacks with raw); needs py-spy (pip install -e '.[bench]'); slows the run",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: only samples holding the GIL (the workers' Python CPU, not their waits)",
+    )
     args = parser.parse_args(argv)
     count = args.tasks or (100 if args.quick else 1000)
     concurrency = args.concurrency or int(Settings.model_fields["worker_concurrency"].default)
@@ -534,8 +573,20 @@ def main(argv: list[str] | None = None) -> int:
                 home = root / f"home-{backend.name}-{workers}"
                 with backend.fresh() as url:
                     print(f"{backend.name}: {count} tasks, {workers} worker(s) ...", flush=True)
-                    run = run_engine(backend.name, url, home, count, workers, concurrency, timeout)
+                    run = run_engine(
+                        backend.name,
+                        url,
+                        home,
+                        count,
+                        workers,
+                        concurrency,
+                        timeout,
+                        args.profile,
+                        args.profile_gil,
+                    )
                     report.runs.append(run)
+                    for written in run.profiles:
+                        print(f"  profile: {written}", flush=True)
                     print(
                         f"  {run.steps} steps in {run.seconds:.2f}s = {run.steps_per_s:.0f} steps/s"
                         f" (worker CPU {run.worker_cpu_us} us/step, database {run.db_cpu_us} us/step)"

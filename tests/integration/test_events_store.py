@@ -165,6 +165,45 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
     assert sorted((e.task_id, e.current_step) for e in progress) == [("T-b0", 1), ("T-b1", 1)]
 
 
+def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(db: Database) -> None:
+    """send_advance inside Driver.pipeline (the round's transaction, engine/rounds.py): each step's fence is
+    checked on its own once the pipeline is synced (the held one recorded with its event, the other owner's
+    refused); on PostgreSQL a SQLAlchemy statement inside the pipeline is refused (its answer would read as
+    empty), and the transaction rolls back with it."""
+    _account(db)
+    until = START + timedelta(seconds=30)
+    with db.write() as conn:
+        insert_task(conn, _task("T-p", "c-p"), START)
+        (lease,) = engine_store.claim(
+            conn, owner="w1", now=START, lease_until=until, limit=1, postgres=db.is_postgres
+        )
+    step = {"updated_at": START, "lease_expires_at": until, "current_step": 1}
+    with db.write() as conn:
+        driver = Driver.within(conn)
+        assert driver.pipelines == db.is_postgres
+        with driver.pipeline() as sync:
+            held = engine_store.send_advance(driver, lease, "w1", step)
+            refused = engine_store.send_advance(driver, lease, "w-other", {**step, "current_step": 2})
+            sync()
+            assert (held(), refused()) == (True, False)
+    assert [(e.kind, e.current_step) for e in _read(db, cluster_id="c-p", count=2)] == [
+        ("created", 0), ("progress", 1),
+    ]  # fmt: skip
+    if db.is_postgres:
+
+        def core_in_pipeline() -> None:
+            with db.write() as conn:
+                driver = Driver.within(conn)
+                with driver.pipeline():
+                    engine_store.send_advance(driver, lease, "w1", {**step, "current_step": 2})
+                    conn.execute(select(tasks.c.seq))
+
+        with pytest.raises(RuntimeError, match="pipelined"):
+            core_in_pipeline()
+        with db.read() as conn:
+            assert conn.execute(select(tasks.c.current_step)).scalar_one() == 1
+
+
 def test_one_heartbeat_extends_every_lease_still_held_and_only_those(db: Database) -> None:
     """The heartbeat extends, in one statement, the leases of this owner whose token is still theirs, and
     says which; a lease taken over since (another token) or another owner's is left alone."""

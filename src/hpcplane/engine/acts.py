@@ -87,8 +87,8 @@ def act(db: Database, lease: Lease, index: int, provider: Provider, token: str) 
         kind = "nodes"
     else:
         return None
-    with db.read() as conn:
-        rows = store.cluster_nodes(conn, lease.cluster_id, list(lease.state.get("targets", [])))
+    with db.driver() as driver:  # one statement: no transaction's BEGIN and COMMIT around it
+        rows = store.node_rows(driver, lease.cluster_id, list(lease.state.get("targets", [])))
     refs = [NodeRef(r["id"], r["hostname"], r["role"], r["private_ip"]) for r in rows]
     outcome = Outcome(kind)
     if kind == "prepare":

@@ -3,13 +3,13 @@ what it confirmed in one transaction fenced on the lease."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import Connection
@@ -18,7 +18,8 @@ from hpcplane import metrics
 from hpcplane.clock import Clock
 from hpcplane.domain.errors import DbError
 from hpcplane.domain.tasks import TaskStatus
-from hpcplane.engine import acts, steps
+from hpcplane.engine import acts, rounds, steps
+from hpcplane.engine.rounds import Step
 from hpcplane.providers.base import Provider
 from hpcplane.store import control as control_store
 from hpcplane.store import engine as store
@@ -35,26 +36,7 @@ class LeaseLost(Exception):
 # A holder treats its lease as gone this fraction of it before it ends: its transactions end by then, so
 # the next holder finds no row of the task locked.
 _LEASE_MARGIN = 0.1
-
-
-@dataclass
-class _Deferred:
-    """A step with no effect of its own, run but not recorded yet: its values wait for the round's end."""
-
-    lease: Lease
-    values: dict[str, object]
-    recorded: Callable[[], bool]  # once its UPDATE held: the step's bookkeeping; True to go on
-    before: str  # the task's state before the step, restored if the lease was lost
-
-    def lost(self, reason: str) -> None:
-        self.lease.state = json.loads(self.before)
-        metrics.record_lease_lost()
-        log.warning(
-            "lease lost",
-            task_id=self.lease.task_id,
-            step=self.lease.current_step + 1,
-            reason=reason or "taken over",
-        )
+T = TypeVar("T")
 
 
 class Engine:
@@ -117,26 +99,33 @@ class Engine:
     def run(self, lease: Lease) -> None:
         """Run the task's due steps until it ends, its next step lies in the future, or the lease is lost."""
         try:
-            while self._attempt(lease, None):
+            while self._guarded(lease, lambda: self._run_step(lease, None)):
                 pass
         finally:
             self._untrack(lease)
 
     def run_many(self, leases: list[Lease]) -> None:
         """Run several tasks' due steps in rounds, one step of each task a round, until each ends, its next
-        step lies in the future, or its lease is lost. A step with no effect of its own is recorded at the
-        end of its round together with the others' (store.advance_many: one statement on PostgreSQL, one
-        transaction on SQLite), each in its own task's row and fenced on its own lease, so every step of
-        every task is still committed, and seen by ListTasks, one by one; a step with effects commits in
-        its own transaction as in run()."""
+        step lies in the future, or its lease is lost.
+
+        A round makes every step's provider call first (no transaction open), then records the round in
+        one write transaction (rounds.Writes; pipelined on PostgreSQL): each step with effects writes
+        them and its own fenced UPDATE, the steps without effects are recorded together (advance_many:
+        one statement on PostgreSQL), each in its own task's row, fenced on its own lease, with its own
+        event; so every step of every task is still committed, and seen by ListTasks, one by one. If a
+        step with effects finds its lease taken over, or anything else fails in that transaction, it
+        rolls back and the round's steps are recorded each alone, as run() does (_alone)."""
         for lease in leases:
             self._track(lease, hung=False)  # the heartbeat keeps the leases waiting for their turn
         active = list(leases)
         try:
             while active:
-                batch: list[_Deferred] = []
-                going = [lease for lease in active if self._attempt(lease, batch)]
-                going += self._record(batch)
+                asked = []
+                for lease in active:
+                    step = self._guarded(lease, functools.partial(self._ask_next, lease))
+                    if step is not None:
+                        asked.append(step)
+                going = self._round(asked)
                 kept = {id(lease) for lease in going}
                 for lease in active:
                     if id(lease) not in kept:
@@ -146,18 +135,12 @@ class Engine:
             for lease in active:
                 self._untrack(lease)
 
-    def _attempt(self, lease: Lease, batch: list[_Deferred] | None) -> bool:
-        """One step of the task (deferred into `batch` when it has no effect and a batch is given); True
-        when its next step is due at once and the lease is kept (False for a deferred step: the batch's
-        recording says)."""
+    def _guarded(self, lease: Lease, call: Callable[[], T]) -> T | None:
+        """`call` for one task's step, its failures handled: a lost lease or an unavailable store logged
+        (the lease is left to expire), any other error failing the task; None then."""
         structlog.contextvars.bind_contextvars(task_id=lease.task_id)
         try:
-            index = lease.current_step + 1
-            fault = self.provider.fault(lease.task_type)
-            if fault.hang_step == index:
-                self._hang(lease, fault.hang_seconds)
-            self._track(lease, hung=False)
-            return bool(self._step_with_retries(lease, index, batch))
+            return call()
         except LeaseLost as lost:
             metrics.record_lease_lost()
             log.warning("lease lost", step=lease.current_step + 1, reason=str(lost) or "taken over")
@@ -168,9 +151,84 @@ class Engine:
             self._fail(lease, "UnknownError", "An unknown error occurred.")
         finally:
             structlog.contextvars.unbind_contextvars("task_id")
-        return False
+        return None
 
-    def _record(self, batch: list[_Deferred]) -> list[Lease]:
+    def _begin(self, lease: Lease) -> int:
+        """The index of the task's next step, after the injected hang (if it is this step)."""
+        index = lease.current_step + 1
+        fault = self.provider.fault(lease.task_type)
+        if fault.hang_step == index:
+            self._hang(lease, fault.hang_seconds)
+        self._track(lease, hung=False)
+        return index
+
+    def _run_step(self, lease: Lease, batch: list[Step] | None) -> bool:
+        """One whole step (deferred into `batch` when it has no effect and a batch is given): True when its
+        next step is due at once and the lease is kept."""
+        index = self._begin(lease)
+        return self._with_retries(lease, index, lambda: self._step(lease, index, batch))
+
+    def _ask_next(self, lease: Lease) -> Step:
+        """The first half of the task's next step in a round: its provider call (retried on a store
+        failure as a step is)."""
+        index = self._begin(lease)
+        return self._with_retries(lease, index, lambda: self._ask(lease, index))
+
+    def _round(self, asked: list[Step]) -> list[Lease]:
+        """Record a round's steps, their provider calls made, in one transaction (see run_many); returns
+        the leases whose next step is due at once."""
+        now = time.monotonic()
+        live = []
+        for step in asked:
+            if now >= self.lease_end(step.lease):
+                step.lost("expired before it could be renewed")
+            else:
+                live.append(step)
+        if not live:
+            return []
+        applied: list[Step] = []
+        deferred: list[Step] = []
+        try:
+            with rounds.Writes(self.db, min(self.lease_end(s.lease) for s in live)) as writes:
+                for step in live:
+                    structlog.contextvars.bind_contextvars(task_id=step.lease.task_id)
+                    try:
+                        self._apply(step, writes.conn)
+                    finally:
+                        structlog.contextvars.unbind_contextvars("task_id")
+                    (applied if step.wrote or step.ends else deferred).append(step)
+                held = writes.record(self.owner, applied, deferred) if applied else set()
+        except Exception as error:
+            log.info(
+                "a round's steps could not be recorded together; recording each alone", cause=repr(error)
+            )
+            for step in live:
+                step.undo()
+            return self._alone(live)
+        if not applied:
+            return self._record(deferred)  # nothing written: the steps without effects, one statement
+        going = [step.lease for step in applied if self._recorded(step)]
+        for step in deferred:
+            if step.lease.seq not in held:
+                step.lost("")
+            elif self._recorded(step):
+                going.append(step.lease)
+        return going
+
+    def _alone(self, live: list[Step]) -> list[Lease]:
+        """A round's steps recorded each in its own transaction (those without effects together, as
+        before), their provider calls not made again."""
+        batch: list[Step] = []
+        going = []
+        for step in live:
+            commit = functools.partial(self._commit, step, batch)
+            if self._guarded(
+                step.lease, functools.partial(self._with_retries, step.lease, step.index, commit)
+            ):
+                going.append(step.lease)
+        return going + self._record(batch)
+
+    def _record(self, batch: list[Step]) -> list[Lease]:
         """Record a round's deferred steps together (retried on a store failure as a step is, the fence
         making a retry safe); returns the leases whose next step is due at once."""
         if not batch:
@@ -202,15 +260,16 @@ class Engine:
         for step in batch:
             if step.lease.seq not in held:
                 step.lost("")
-            elif step.recorded():
+            elif self._recorded(step):
                 going.append(step.lease)
         return going
 
     def step_once(self, lease: Lease) -> None:
         """Run only the lease's next step, then give the lease back (the control API's step by hand)."""
         self._track(lease, hung=False)
+        index = lease.current_step + 1
         try:
-            kept = self._step_with_retries(lease, lease.current_step + 1)
+            kept = self._with_retries(lease, index, lambda: self._step(lease, index))
         except LeaseLost:
             return
         finally:
@@ -219,7 +278,7 @@ class Engine:
             with self.db.write() as conn:
                 control_store.release(conn, lease.seq, self.owner, lease.token)
 
-    def _step_with_retries(self, lease: Lease, index: int, batch: list[_Deferred] | None = None) -> bool:
+    def _with_retries(self, lease: Lease, index: int, call: Callable[[], T]) -> T:
         """A store failure (lock timeout, lost connection) is not a lost worker: retry the step, keeping the
         lease alive by heartbeat, until max_step_seconds; the fence makes a retry safe."""
         deadline = time.monotonic() + self.max_step_seconds
@@ -230,7 +289,7 @@ class Engine:
                 # hold the task now, so this one gives it up rather than retry into its locks.
                 raise LeaseLost("expired before it could be renewed")
             try:
-                return self._step(lease, index, batch)
+                return call()
             except DbError as error:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -238,76 +297,102 @@ class Engine:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def _step(self, lease: Lease, index: int, batch: list[_Deferred] | None = None) -> bool:
-        """One step in one transaction; True when the next step is due at once and the lease is kept.
+    def _step(self, lease: Lease, index: int, batch: list[Step] | None = None) -> bool:
+        """One step: its provider call, then its effects and progress in one fenced transaction; True when
+        the next step is due at once and the lease is kept."""
+        return self._commit(self._ask(lease, index), batch)
 
-        The transaction begins when the step first touches the store; a step with no effect of its own
-        records its progress in one fenced UPDATE (one round trip on PostgreSQL instead of three)."""
-        step_started = time.perf_counter()
+    def _ask(self, lease: Lease, index: int) -> Step:
+        """The step's provider call, outside any transaction (the heartbeat keeps the lease alive)."""
+        began = time.perf_counter()
         delay = self.provider.step_delay()
-        # The provider's call, outside any transaction; the heartbeat keeps the lease alive meanwhile.
         outcome = acts.act(self.db, lease, index, self.provider, f"{lease.task_id}:{index}")
-        deadline = self.lease_end(lease)
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= self.lease_end(lease):
             raise LeaseLost("expired during the provider's call")
-        started = time.monotonic()  # the lease this step's UPDATE renews runs from here
-        errors = list(lease.errors)
-        before = json.dumps(lease.state)  # to restore if the lease is lost (steps change it in place)
-        with ExitStack() as stack:
-            opened: list[Connection] = []
+        return rounds.Step(lease, index, outcome, delay, began, time.monotonic(), lease.state_json)
 
-            def open_conn() -> Connection:
-                if not opened:
-                    opened.append(stack.enter_context(self.db.write(deadline=deadline)))
-                return opened[0]
-
-            now = self.clock.now()
-            ctx = steps.StepContext(open_conn, lease, index, now, self.provider, errors, outcome)
-            steps.apply(ctx)
-            values: dict[str, object] = {
-                "current_step": index,
-                "state": json.dumps(lease.state),
-                "errors": json.dumps(errors, separators=(",", ":")),
-                "updated_at": now,
-                "lease_expires_at": now + self.lease,
-            }
-            if delay > 0:
-                # Kept as it was while the lease is (it is past): the step then changes no indexed column,
-                # and PostgreSQL updates the row in place (HOT) without touching the table's indexes.
-                values["run_after"] = now + timedelta(seconds=delay)
-            if ctx.finished is not None:
-                values.update(
-                    status=ctx.finished.value,
-                    finished_at=now,
-                    result=steps.result_json(ctx),
-                    lease_owner=None,
-                    run_after=None,
-                )
-            elif delay > 0:
-                values["lease_owner"] = None
-
-            def recorded() -> bool:
-                self._renewed[(lease.seq, lease.token)] = started
-                lease.current_step = index
-                lease.errors = errors
-                metrics.record_step(lease.task_type.value, time.perf_counter() - step_started, index == 1)
-                if ctx.finished is not None:
-                    metrics.record_end(lease.task_type.value, ctx.finished.value)
-                    log.info("task ended", status=ctx.finished.value, steps=index)
-                return ctx.finished is None and delay == 0
-
-            if not opened and batch is not None and ctx.finished is None:
-                batch.append(_Deferred(lease, values, recorded, before))
+    def _commit(self, step: Step, batch: list[Step] | None = None) -> bool:
+        """The step's effects and progress in one transaction fenced on its lease (begun when the step
+        first touches the store; a step with no effect of its own is one fenced UPDATE, or deferred into
+        `batch`); True when the next step is due at once and the lease is kept."""
+        lease = step.lease
+        if step.ctx is not None:
+            step.undo()  # applied before (a retry, or a round recorded each alone): from the state before
+        deadline = self.lease_end(lease)
+        with rounds.Writes(self.db, deadline) as writes:
+            self._apply(step, writes.conn)
+            if not writes.opened and batch is not None and not step.ends:
+                batch.append(step)
                 return False  # recorded with the round's other steps (run_many)
-            if opened:
-                held = store.advance(Driver.within(opened[0]), lease, self.owner, values)
+            if writes.opened:
+                try:
+                    writes.record(self.owner, [step], [])
+                    held = True
+                except rounds.Refused:
+                    held = False
             else:
                 with self.db.driver(write=True, deadline=deadline) as driver:
-                    held = store.advance(driver, lease, self.owner, values)
+                    held = store.advance(driver, lease, self.owner, step.values)
             if not held:
-                lease.state = json.loads(before)
+                step.undo()
                 raise LeaseLost()  # rolls the step's effects back with it
-        return recorded()
+        return self._recorded(step)
+
+    def _apply(self, step: Step, conn: Callable[[], Connection]) -> None:
+        """Run the step's effects (engine/steps.py) in the transaction `conn` gives, begun on first use,
+        and set the columns its UPDATE records."""
+        lease = step.lease
+        step.wrote = False
+
+        def used() -> Connection:
+            step.wrote = True
+            return conn()
+
+        now = self.clock.now()
+        errors = list(lease.errors)
+        ctx = steps.StepContext(used, lease, step.index, now, self.provider, errors, step.outcome)
+        steps.apply(ctx)
+        values: dict[str, object] = {
+            "current_step": step.index,
+            "updated_at": now,
+            "lease_expires_at": now + self.lease,
+        }
+        # The state and Errors only when the step changed them (most steps do not): the row keeps them.
+        if ctx.state_changed:
+            values["state"] = json.dumps(lease.state)
+        if errors != lease.errors:
+            values["errors"] = json.dumps(errors, separators=(",", ":"))
+        if step.delay > 0:
+            # Kept as it was while the lease is (it is past): the step then changes no indexed column,
+            # and PostgreSQL updates the row in place (HOT) without touching the table's indexes.
+            values["run_after"] = now + timedelta(seconds=step.delay)
+        if ctx.finished is not None:
+            values.update(
+                status=ctx.finished.value,
+                finished_at=now,
+                result=steps.result_json(ctx),
+                lease_owner=None,
+                run_after=None,
+            )
+        elif step.delay > 0:
+            values["lease_owner"] = None
+        step.ctx, step.values = ctx, values
+
+    def _recorded(self, step: Step) -> bool:
+        """The bookkeeping of a step whose UPDATE held; True when the task's next step is due at once."""
+        lease, ctx = step.lease, step.ctx
+        assert ctx is not None
+        self._renewed[(lease.seq, lease.token)] = step.started
+        lease.current_step = step.index
+        lease.errors = ctx.errors
+        state = step.values.get("state")
+        if isinstance(state, str):
+            lease.state_json = state
+        metrics.record_step(lease.task_type.value, time.perf_counter() - step.began, step.index == 1)
+        if ctx.finished is not None:
+            metrics.record_end(lease.task_type.value, ctx.finished.value)
+            log.info("task ended", status=ctx.finished.value, steps=step.index)
+        return ctx.finished is None and step.delay == 0
 
     def _fail(self, lease: Lease, code: str, message: str) -> None:
         """End the task Failed with one more Error, releasing what it held (fenced on the lease)."""

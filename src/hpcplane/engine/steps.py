@@ -66,6 +66,12 @@ class StepContext:
     outcome: Outcome | None = None  # what the provider confirmed for this step, asked before it
     finished: TaskStatus | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    state_changed: bool = False  # set_state was called: the step's UPDATE writes the task's state
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Change the task's state (kept with its row): steps change it only through here."""
+        self.lease.state[key] = value
+        self.state_changed = True
 
     @property
     def conn(self) -> Connection:
@@ -190,7 +196,7 @@ def _node_step(ctx: StepContext) -> None:
     else:
         store.update_nodes(ctx.conn, done, status=target.value, updated_at=ctx.now)
         _addresses(ctx, outcome)
-    ctx.lease.state["failed"] = failed
+    ctx.set_state("failed", failed)
 
 
 def finish(ctx: StepContext, *, failed: bool) -> None:

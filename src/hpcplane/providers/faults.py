@@ -35,6 +35,9 @@ class Fault:
     hang_seconds: float | None = None
 
 
+_NO_FAULT = Fault()  # frozen: one shared instance (each step asks several times)
+
+
 @dataclass(frozen=True)
 class Faults:
     """The faults of every operation; `*` applies to all."""
@@ -42,7 +45,7 @@ class Faults:
     by_type: dict[TaskType, Fault] = field(default_factory=dict)
 
     def for_type(self, task_type: TaskType) -> Fault:
-        return self.by_type.get(task_type, Fault())
+        return self.by_type.get(task_type, _NO_FAULT)
 
 
 def parse_faults(spec: str) -> Faults:

@@ -109,18 +109,12 @@ class SimulatedCloud:
         return None  # the store's rows are the simulated cloud's truth
 
     def _log(self, token: str, action: str, nodes: list[NodeRef]) -> NodesOutcome:
-        """One sim_calls row per token, in its own transaction; a repeated token confirms the same."""
+        """One sim_calls row per token, in its own transaction (one round trip on PostgreSQL); a repeated
+        token confirms the same."""
         if self._db is None:
             raise RuntimeError("the simulated cloud needs its store to act on nodes")
-        with self._db.write() as conn:
-            simcalls.record_once(
-                conn,
-                token,
-                action,
-                [n.instance_id for n in nodes],
-                self._clock.now(),
-                postgres=self._db.is_postgres,
-            )
+        with self._db.driver(write=True) as driver:
+            simcalls.record_once(driver, token, action, [n.instance_id for n in nodes], self._clock.now())
         return NodesOutcome.all_ready(nodes)
 
     def step_delay(self) -> float:

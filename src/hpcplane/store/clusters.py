@@ -53,9 +53,13 @@ def cluster_nodes(
     conn: Connection, cluster_id: str, node_ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The live nodes of a cluster (or those of `node_ids`), in creation order."""
+    return node_rows(Driver.within(conn), cluster_id, node_ids)
+
+
+def node_rows(driver: Driver, cluster_id: str, node_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """`cluster_nodes` on a bare driver (`Database.driver()`: one statement, no transaction around it)."""
     if node_ids is not None and not node_ids:
         return []
-    driver = Driver.within(conn)
     sql, params = _NODES_SQL, [cluster_id]
     if node_ids is not None:
         sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"

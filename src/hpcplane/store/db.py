@@ -53,16 +53,28 @@ class Driver:
     only for statements that stand alone; `Driver.within(conn)` runs them in a `Database.write()`.
     """
 
-    def __init__(self, connection: Any, is_sqlite: bool, deadlines: Deadlines | None = None) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        is_sqlite: bool,
+        deadlines: Deadlines | None = None,
+        *,
+        pipelines: bool = False,
+    ) -> None:
         self._connection = connection
         self.is_sqlite = is_sqlite
         self._deadlines = deadlines
+        # PostgreSQL, not behind a transaction pooler: statements may be sent without waiting (pipeline).
+        self.pipelines = pipelines
 
     @classmethod
     def within(cls, conn: Connection) -> Driver:
         """The bare connection under a SQLAlchemy transaction: its statements join that transaction."""
         return cls(
-            conn.connection.driver_connection, conn.dialect.name == "sqlite", _DEADLINES.get(conn.engine)
+            conn.connection.driver_connection,
+            conn.dialect.name == "sqlite",
+            _DEADLINES.get(conn.engine),
+            pipelines=conn.engine in _PIPELINES,
         )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
@@ -86,6 +98,42 @@ class Driver:
             self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("COMMIT")
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The statements inside as one transaction of their own (on `Database.driver()`'s autocommit
+        connection): SQLite's BEGIN IMMEDIATE ... COMMIT; on PostgreSQL sent in pipeline mode with their
+        BEGIN and COMMIT, one round trip for all unless a statement's rows are read inside (that waits
+        for what was sent so far). A cursor's rowcount is known once the block has ended."""
+        if self.is_sqlite:
+            with self.transaction():
+                yield
+            return
+        if not self.pipelines:
+            with self._connection.transaction():
+                yield
+            return
+        with self._connection.pipeline(), self._connection.transaction():
+            yield
+
+    @contextmanager
+    def pipeline(self) -> Iterator[Callable[[], None]]:
+        """Inside a `Database.write()` on PostgreSQL: the statements sent without waiting for each answer
+        (pipeline mode); the callable given waits for every answer so far (then each cursor's rowcount is
+        known, and an error of any statement is raised). A read inside waits for what was sent before it.
+        Elsewhere (SQLite, a transaction pooler) the statements run one by one and the callable does
+        nothing. Only bare statements (this Driver's) may run inside: SQLAlchemy would read an answer that
+        has not arrived yet as empty, so its statements are refused there (`_server_engine`)."""
+        if not self.pipelines:
+            yield _nothing
+            return
+        connection = self._connection
+        with connection.pipeline() as pipeline:
+            _PIPELINED.add(connection)
+            try:
+                yield pipeline.sync
+            finally:
+                _PIPELINED.discard(connection)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows (inside a transaction: see `within`)."""
@@ -113,6 +161,14 @@ class Driver:
 _PYFORMAT: dict[str, str] = {}
 # Each server engine's deadlines, for the statements run on its bare connections (Driver.within).
 _DEADLINES: weakref.WeakKeyDictionary[Engine, Deadlines] = weakref.WeakKeyDictionary()
+# The engines whose connections may pipeline (PostgreSQL not behind a transaction pooler), and the driver
+# connections in pipeline mode now (Driver.pipeline), on which a SQLAlchemy statement is refused.
+_PIPELINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_PIPELINED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _nothing() -> None:
+    return None
 
 
 def _pyformat(sql: str) -> str:
@@ -278,7 +334,7 @@ class Database:
             # SQLite's connections are in autocommit mode already (isolation_level None, see below).
             if not self.is_sqlite:
                 connection.autocommit = True
-            yield Driver(connection, self.is_sqlite, self.deadlines)
+            yield Driver(connection, self.is_sqlite, self.deadlines, pipelines=self.engine in _PIPELINES)
         except _STORE_FAILURES as error:
             if not self.is_sqlite:
                 pooled.invalidate(error)  # a broken server connection is not given back to the pool
@@ -444,14 +500,18 @@ def _server_engine(
         deadlines.attach(dbapi_connection)
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _statement_starts(*_args: Any) -> None:
+    def _statement_starts(_conn: Any, cursor: Any, *_args: Any) -> None:
         deadlines.touch()
+        if _PIPELINED and getattr(cursor, "connection", None) in _PIPELINED:
+            raise RuntimeError("a SQLAlchemy statement in a pipelined batch (Driver.pipeline): bare SQL only")
 
     @event.listens_for(engine, "commit")
     def _commit_starts(_conn: Any) -> None:
         deadlines.touch()
 
     _DEADLINES[engine] = deadlines
+    if make_url(url).get_backend_name() == "postgresql" and not limits.transaction_pooling:
+        _PIPELINES.add(engine)
 
     @event.listens_for(engine, "do_connect")
     def _connect_within_deadline(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:

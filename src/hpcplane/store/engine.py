@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -41,6 +42,7 @@ class Lease:
     lost_attempts: int
     errors: list[dict[str, str]]
     taken_over: bool = False  # claimed from a holder whose lease had expired
+    state_json: str = "{}"  # `state` as the row holds it (read at the claim, then as each step wrote it)
 
 
 _LEASE_COLUMNS = (
@@ -116,6 +118,7 @@ def claim(
             task_type=TaskType(row.task_type),
             plan=json.loads(row.plan),
             state=json.loads(row.state),
+            state_json=row.state,
             request=json.loads(row.request),
             current_step=row.current_step,
             total_steps=row.total_steps,
@@ -149,6 +152,18 @@ def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) ->
     params = [values[name] for name in columns]
     kind = "ended" if "finished_at" in values else "progress"
     return events.advance_with_event(
+        driver, _advance_sql(columns), columns, params, [lease.seq, owner, lease.token], kind
+    )
+
+
+def send_advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) -> Callable[[], bool]:
+    """`advance` in a transaction whose statements may be pipelined (Driver.pipeline): the callable
+    returned says whether the lease held, once the pipeline was synced. False means the caller must roll
+    the transaction back, the step's effects with it."""
+    columns = tuple(sorted(values))
+    params = [values[name] for name in columns]
+    kind = "ended" if "finished_at" in values else "progress"
+    return events.send_advance_with_event(
         driver, _advance_sql(columns), columns, params, [lease.seq, owner, lease.token], kind
     )
 

@@ -8,7 +8,8 @@ every running one, so an event committed late is never skipped by a reader that 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -156,6 +157,19 @@ def advance_with_event(
     return True
 
 
+def send_advance_with_event(
+    driver: Driver, update_sql: str, columns: tuple[str, ...], params: list[Any], fence: list[Any], kind: str
+) -> Callable[[], bool]:
+    """`advance_with_event` in a transaction that may be pipelined (Driver.pipeline): the statement is
+    sent, and the callable returned says whether the fence held once the pipeline was synced (on SQLite,
+    where nothing is pipelined, at once)."""
+    if not driver.is_sqlite:
+        cursor = driver.execute(_pg_advance_sql(columns), [*params, *fence, kind])
+        return lambda: cursor.rowcount == 1
+    held = advance_with_event(driver, update_sql, columns, params, fence, kind)
+    return lambda: held
+
+
 # The PostgreSQL type of each column a batched step may set (advance_many_with_events).
 _PG_TYPES = {
     "current_step": "integer",
@@ -170,17 +184,24 @@ _PG_TYPES = {
 
 @lru_cache(maxsize=16)
 def _pg_many_sql(columns: tuple[str, ...]) -> str:
-    """Many tasks' fenced step UPDATEs, their events and one NOTIFY as one statement: the values come as
-    one array per column (one statement text whatever the number of rows, so it is prepared once)."""
+    """Many tasks' fenced step UPDATEs, their events and one NOTIFY as one statement: the rows come as one
+    JSON array of arrays (seq, owner, token, then `columns`), one statement text whatever the number of
+    rows, so it is prepared once; one json.dumps costs the worker less than binding a typed array per
+    column (psycopg's array dumper escapes each text in Python)."""
     unknown = set(columns) - set(_PG_TYPES)
     if unknown:
         raise ValueError(f"not columns a batched step sets: {sorted(unknown)}")
-    arrays = ", ".join(f"?::{kind}[]" for kind in ("bigint", "text", "integer", *map(_PG_TYPES.get, columns)))
+    kinds = ("bigint", "text", "integer", *(_PG_TYPES[name] for name in columns))
+    names = ("seq", "owner", "token", *columns)
+    fields = ", ".join(
+        f"r->>{n} AS {name}" if kind == "text" else f"(r->>{n})::{kind} AS {name}"
+        for n, (name, kind) in enumerate(zip(names, kinds, strict=True))
+    )
     assignments = ", ".join(f"{name} = v.{name}" for name in columns)
     returned = ", ".join(f"t.{name}" for name in _COPIED)
     copied = ", ".join(_COPIED)
     return (
-        f"WITH v AS (SELECT * FROM unnest({arrays}) AS v(seq, owner, token, {', '.join(columns)})), "  # noqa: S608 (names checked above, values bound)
+        f"WITH v AS (SELECT {fields} FROM json_array_elements(?::json) AS r), "  # noqa: S608 (names checked above, values bound)
         f"u AS (UPDATE tasks t SET {assignments} FROM v "
         "WHERE t.seq = v.seq AND t.lease_owner = v.owner AND t.lease_token = v.token "
         f"RETURNING t.seq, {returned}, t.updated_at), "
@@ -203,11 +224,10 @@ def advance_many_with_events(
     PostgreSQL: one statement (the NOTIFY is sent once per transaction). SQLite: one transaction of
     `update_sql` and the event's INSERT ... SELECT per row."""
     if not driver.is_sqlite:
-        fences = list(zip(*(fence for _, fence in rows), strict=True))
-        values = list(zip(*(params for params, _ in rows), strict=True))
-        arrays = [list(column) for column in fences]
-        arrays += [[_naive(v) for v in column] for column in values]
-        return {row[0] for row in driver.execute(_pg_many_sql(columns), [*arrays, kind]).fetchall()}
+        encoded = json.dumps(
+            [[*fence, *(_json_value(v) for v in params)] for params, fence in rows], separators=(",", ":")
+        )
+        return {row[0] for row in driver.execute(_pg_many_sql(columns), [encoded, kind]).fetchall()}
     held = set()
     with driver.transaction():
         for params, fence in rows:
@@ -217,10 +237,12 @@ def advance_many_with_events(
     return held
 
 
-def _naive(value: Any) -> Any:
-    """An aware datetime as naive UTC (inside an array the driver gets it as it is)."""
+def _json_value(value: Any) -> Any:
+    """A value as the batched statement's JSON carries it: an aware datetime as naive UTC ISO text."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a hot statement")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
     return value
 
 

@@ -5,24 +5,26 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, text
+from hpcplane.store.db import Driver
 
-from hpcplane.store.tables import sim_calls
+# Check-then-insert in one statement: it sees what was committed before it began, which on PostgreSQL is
+# after the advisory lock below was granted.
+_RECORD = (
+    "INSERT INTO sim_calls (token, action, instance_ids, at) SELECT ?, ?, ?, ?"
+    " WHERE NOT EXISTS (SELECT 1 FROM sim_calls WHERE token = ?)"
+)
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
 
 
-def record_once(
-    conn: Connection, token: str, action: str, instance_ids: list[str], at: datetime, *, postgres: bool
-) -> bool:
-    """Log the call unless its token is logged already; False when it was (the same call again).
+def record_once(driver: Driver, token: str, action: str, instance_ids: list[str], at: datetime) -> bool:
+    """Log the call unless its token is logged already, in a transaction of its own on `driver` (from
+    `Database.driver(write=True)`); False when it was (the same call again).
 
-    On PostgreSQL a transaction-scoped advisory lock on the token makes check-then-insert atomic
-    between two holders of one task (a late one and its successor); SQLite's writes are serial."""
-    if postgres:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:token))"), {"token": token})
-    found = conn.execute(select(func.count()).select_from(sim_calls).where(sim_calls.c.token == token))
-    if found.scalar_one():
-        return False
-    conn.execute(
-        insert(sim_calls).values(token=token, action=action, instance_ids=json.dumps(instance_ids), at=at)
-    )
-    return True
+    On PostgreSQL a transaction-scoped advisory lock on the token makes check-then-insert atomic between
+    two holders of one task (a late one and its successor), and the lock, the INSERT and the commit go in
+    one round trip (Driver.atomic); SQLite's writes are serial."""
+    with driver.atomic():
+        if not driver.is_sqlite:
+            driver.execute(_LOCK, [token])
+        cursor = driver.execute(_RECORD, [token, action, json.dumps(instance_ids), at, token])
+    return cursor.rowcount == 1
