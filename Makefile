@@ -36,7 +36,7 @@ typecheck: install-test
 # the tests that change the machine (tests/support/scheduling.py), stay on one worker.
 TEST_WORKERS ?= 4
 COVERED_PYTEST = rm -rf .coverage-data && mkdir -p .coverage-data \
-	&& $(BIN)/python -m coverage run -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+	&& $(BIN)/python -m coverage run -m pytest -n $(TEST_WORKERS) --dist loadfile \
 	&& $(BIN)/python -m coverage combine --quiet
 
 test: lint typecheck

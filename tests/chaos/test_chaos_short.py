@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import IN_CI
-from tests.support.scheduling import MACHINE
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# In the machine group (tests/support/scheduling.py): its network namespace and veth pair would show in
-# the local Slurm tests' before/after inventory of the machine.
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group(MACHINE)]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.mark.timeout(600)

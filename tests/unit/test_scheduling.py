@@ -15,18 +15,18 @@ from tests.support.scheduling import LONGEST, MACHINE, priority, unit_of
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_test_belongs_to_its_file_or_its_group() -> None:
+def test_a_test_belongs_to_its_file_or_the_machine_unit() -> None:
     assert unit_of("tests/api/test_a.py::test_one") == "tests/api/test_a.py"
-    assert unit_of("tests/api/test_a.py::Case::test_one[sqlite]") == "tests/api/test_a.py"
-    assert unit_of("tests/integration/test_b.py::test_two@machine") == MACHINE
-    assert unit_of("tests/api/test_a.py::test_one[user@host]") == "tests/api/test_a.py"
-    assert unit_of("tests/api/test_a.py::test_one[user@host]@machine") == MACHINE
+    assert unit_of("tests/api/test_a.py::Case::test_one[tests/chaos/x]") == "tests/api/test_a.py"
+    assert unit_of("tests/integration/test_local_serve.py::test_two[sqlite]") == MACHINE
+    assert unit_of("tests/chaos/test_chaos_short.py::test_run") == MACHINE
+    assert unit_of("tests/integration/test_store.py::test_local_x") == "tests/integration/test_store.py"
 
 
 def test_the_longest_units_come_first_then_the_largest() -> None:
-    units = {"tests/unit/test_many.py": 300, "tests/unit/test_few.py": 3, LONGEST[1]: 2, MACHINE: 40}
+    units = {"tests/unit/test_many.py": 300, "tests/unit/test_few.py": 3, MACHINE: 40, LONGEST[0]: 1}
     ordered = sorted(units, key=lambda unit: priority(unit, units[unit]), reverse=True)
-    assert ordered == [MACHINE, LONGEST[1], "tests/unit/test_many.py", "tests/unit/test_few.py"]
+    assert ordered == [LONGEST[0], MACHINE, "tests/unit/test_many.py", "tests/unit/test_few.py"]
 
 
 @pytest.mark.parametrize("worker", range(3))
@@ -56,21 +56,11 @@ def test_records_its_worker(n: int) -> None:
 """
 
 
-def test_a_real_run_keeps_files_and_the_machine_group_together(tmp_path: Path) -> None:
-    """Two workers, five files: each file's tests on one worker; both slurm files on the same one."""
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    slurm: a Slurm test\n")
-    for name in ("test_a", "test_b", "test_c"):
-        (suite / f"{name}.py").write_text(MODULE.format(mark=""))
-    for name in ("test_slurm_one", "test_slurm_two"):
-        (suite / f"{name}.py").write_text(MODULE.format(mark="pytestmark = pytest.mark.slurm"))
-    records = tmp_path / "records"
-    records.mkdir()
+def run_suite(suite: Path, records: Path, workers: str = "2") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RECORD_DIR": str(records), "PYTHONPATH": str(ROOT)}
     plugins = ["-p", "tests.support.scheduling", "-p", "no:cacheprovider"]
-    ran = subprocess.run(
-        [sys.executable, "-m", "pytest", *plugins, "-n", "2", "--dist", "loadgroup", "-q", str(suite)],
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *plugins, "-n", workers, "--dist", "loadfile", "-q", str(suite)],
         cwd=suite,
         env=env,
         capture_output=True,
@@ -78,11 +68,33 @@ def test_a_real_run_keeps_files_and_the_machine_group_together(tmp_path: Path) -
         timeout=110,
         check=False,
     )
+
+
+def test_a_real_run_keeps_files_and_the_machine_unit_together(tmp_path: Path) -> None:
+    """Two workers, five files: each file's tests on one worker; the two machine files on the same one;
+    a slurm test outside the machine files stops a run."""
+    suite = tmp_path / "suite"
+    (suite / "tests" / "integration").mkdir(parents=True)
+    (suite / "tests" / "chaos").mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    slurm: a Slurm test\n")
+    for name in ("test_a", "test_b", "test_c"):
+        (suite / "tests" / f"{name}.py").write_text(MODULE.format(mark=""))
+    slurm = MODULE.format(mark="pytestmark = pytest.mark.slurm")
+    (suite / "tests" / "integration" / "test_local_one.py").write_text(slurm)
+    (suite / "tests" / "chaos" / "test_two.py").write_text(MODULE.format(mark=""))
+    records = tmp_path / "records"
+    records.mkdir()
+    ran = run_suite(suite, records)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "20 passed" in ran.stdout, ran.stdout
     workers: dict[str, set[str]] = {}
     for record in records.iterdir():
         workers.setdefault(record.name.rsplit("-", 1)[0], set()).add(record.read_text())
-    assert sorted(workers) == ["test_a", "test_b", "test_c", "test_slurm_one", "test_slurm_two"]
+    assert sorted(workers) == ["test_a", "test_b", "test_c", "test_local_one", "test_two"]
     assert all(len(used) == 1 for used in workers.values()), workers
-    assert workers["test_slurm_one"] == workers["test_slurm_two"], workers
+    assert workers["test_local_one"] == workers["test_two"], workers
+
+    (suite / "tests" / "test_c.py").write_text(slurm)
+    ran = run_suite(suite, records, workers="0")  # in one process, where the message is printed as is
+    assert ran.returncode != 0
+    assert "slurm tests outside MACHINE_PATHS" in ran.stdout + ran.stderr, ran.stdout + ran.stderr
