@@ -30,10 +30,14 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-# The suite runs under coverage, the servers it starts included; below the floor
-# ([tool.coverage.report] fail_under) the run fails (docs/test-strength.md).
+# The suite runs under coverage, the servers it starts and the xdist workers included; below the floor
+# ([tool.coverage.report] fail_under) the run fails (docs/test-strength.md). TEST_WORKERS xdist workers:
+# most tests wait on servers and timers, so more workers than cores (decision 0058); a file's tests, and
+# the tests that change the machine (tests/support/scheduling.py), stay on one worker.
+TEST_WORKERS ?= 4
 COVERED_PYTEST = rm -rf .coverage-data && mkdir -p .coverage-data \
-	&& $(BIN)/python -m coverage run -m pytest && $(BIN)/python -m coverage combine --quiet
+	&& $(BIN)/python -m coverage run -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	&& $(BIN)/python -m coverage combine --quiet
 
 test: lint typecheck
 	$(COVERED_PYTEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.backends import pg_databases, redis_url
@@ -20,3 +21,11 @@ settings.register_profile("mutation", parent=settings.get_profile("hpcplane"), m
 settings.load_profile(os.environ.get("HPCPLANE_HYPOTHESIS_PROFILE", "hpcplane"))
 
 __all__ = ["pg_databases", "redis_url"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test`), the scheduling of tests/support/scheduling.py."""
+    if config.pluginmanager.hasplugin("xdist"):
+        from tests.support import scheduling
+
+        config.pluginmanager.register(scheduling, "hpcplane-scheduling")

@@ -138,8 +138,9 @@ def check(target: Target, call: Call, stats: Stats) -> None:
 
 
 def run(target: Target, seconds: float, stats: Stats, *, batch: int = 10) -> None:
-    """Batches of hypothesis examples, one action after the other (so every action gets its share), until
-    `seconds` have passed; a failing batch is shrunk to one call, recorded, and the run goes on."""
+    """Batches of hypothesis examples, one action after the other (so every action gets its share): one
+    round over every action, then on until `seconds` have passed; a failing batch is shrunk to one call,
+    recorded, and the run goes on."""
 
     def batch_of(op: Operation) -> Callable[[], None]:
         @settings(
@@ -156,14 +157,19 @@ def run(target: Target, seconds: float, stats: Stats, *, batch: int = 10) -> Non
 
         return one
 
+    def attempt(one: Callable[[], None]) -> None:
+        try:
+            one()
+        except Exception as error:  # a failure found: hypothesis has shrunk it to one call
+            stats.failures.append(str(error).splitlines()[0][:500])
+
     batches = [batch_of(op) for op in target.ops]
     stop = time.monotonic() + seconds
+    for one in batches:  # every action gets its first batch however slow the machine (xdist, load)
+        attempt(one)
     while time.monotonic() < stop:
         for one in batches:
-            try:
-                one()
-            except Exception as error:  # a failure found: hypothesis has shrunk it to one call
-                stats.failures.append(str(error).splitlines()[0][:500])
+            attempt(one)
             if time.monotonic() >= stop:
                 break
 

@@ -62,9 +62,10 @@ def _read(
     account_id: str | None = None,
     count: int = 0,
 ) -> list[events.TaskEvent]:
-    """The events after `after`; waits (up to 10 s) until there are `count`: on PostgreSQL an event is read
-    once every transaction older than its own has ended, and other databases' count too."""
-    deadline = time.monotonic() + 10
+    """The events after `after`; waits (up to 60 s) until there are `count`: on PostgreSQL an event is read
+    once every transaction older than its own has ended, and other databases' count too (the suite's
+    other xdist workers hold transactions open on the same server: 10 s was once not enough)."""
+    deadline = time.monotonic() + 60
     while True:
         with db.driver() as driver:
             found = events.read_after(driver, after, cluster_id=cluster_id, account_id=account_id)

@@ -20,15 +20,26 @@ from hpcplane.config import Settings
 from hpcplane.wiring import Services, build_services
 from tests.support import sdkclients
 
-# Seconds a server may take to answer /healthz; raise it on a heavily loaded machine.
-START_TIMEOUT = float(os.environ.get("HPCPLANE_TEST_START_TIMEOUT", "30"))
+# Seconds a server may take to answer /healthz; raise it on a heavily loaded machine. 60: with four xdist
+# workers on a machine at load average 15-20 (other runs beside), starts of over 30 s were seen.
+START_TIMEOUT = float(os.environ.get("HPCPLANE_TEST_START_TIMEOUT", "60"))
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on now, for a server that binds it a few seconds later.
+
+    Under pytest-xdist each worker takes only ports of its own class (port // 2 modulo the number of
+    workers; the kernel hands out ports of one parity to bind()), so two workers never pick the same port
+    between one's pick and its server's bind."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    worker = int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if (port // 2) % workers == worker % workers:
+            return port
 
 
 class LiveServer:
