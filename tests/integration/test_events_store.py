@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, select
 from hpcplane.domain.tasks import TaskType
 from hpcplane.store import engine as engine_store
 from hpcplane.store import events
-from hpcplane.store.db import Database, Driver
+from hpcplane.store.db import Database, Driver, SessionLimits
 from hpcplane.store.events import Cursor
 from hpcplane.store.tables import accounts, task_events, tasks
 from hpcplane.store.tasks import NewTask, insert_task
@@ -166,7 +166,9 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
     assert sorted((e.task_id, e.current_step) for e in progress) == [("T-b0", 1), ("T-b1", 1)]
 
 
-def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(db: Database) -> None:
+def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
     """send_advance inside Driver.pipeline (the round's transaction, engine/rounds.py): each step's fence is
     checked on its own once the pipeline is synced (the held one recorded with its event, the other owner's
     refused); on PostgreSQL a SQLAlchemy statement inside the pipeline is refused (its answer would read as
@@ -179,6 +181,11 @@ def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(db: D
             conn, owner="w1", now=START, lease_until=until, limit=1, postgres=db.is_postgres
         )
     step = {"updated_at": START, "lease_expires_at": until, "current_step": 1}
+    with db.write() as conn:
+        assert not Driver.within(conn).pipelines  # off unless SessionLimits.pipeline (decision 0052)
+    if db.is_postgres:
+        db = Database(db.url.render_as_string(hide_password=False), limits=SessionLimits(pipeline=True))
+        request.addfinalizer(db.dispose)
     with db.write() as conn:
         driver = Driver.within(conn)
         assert driver.pipelines == db.is_postgres

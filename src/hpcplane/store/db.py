@@ -206,6 +206,11 @@ class SessionLimits:
     tcp_user_timeout: float = 10.0
     transaction_pooling: bool = False
     application_name: str = "hpcplane"
+    # A write transaction's bare statements sent in psycopg's pipeline mode (Driver.pipeline). Off: the
+    # chaos suite's network cut caught a worker's session cut mid-pipeline that the server did not end
+    # for the whole cut (idle_in_transaction_session_timeout never fired) and held its tasks' row locks,
+    # so no other worker could take them over (docs/decisions/0052).
+    pipeline: bool = False
 
 
 # A call's deadline is HPCPLANE_DB_TIMEOUT plus this: the server's own statement_timeout and lock_timeout
@@ -510,7 +515,11 @@ def _server_engine(
         deadlines.touch()
 
     _DEADLINES[engine] = deadlines
-    if make_url(url).get_backend_name() == "postgresql" and not limits.transaction_pooling:
+    if (
+        make_url(url).get_backend_name() == "postgresql"
+        and limits.pipeline
+        and not limits.transaction_pooling
+    ):
         _PIPELINES.add(engine)
 
     @event.listens_for(engine, "do_connect")
