@@ -33,10 +33,12 @@ typecheck: install-test
 # The suite runs under coverage, the servers it starts and the xdist workers included; below the floor
 # ([tool.coverage.report] fail_under) the run fails (docs/test-strength.md). TEST_WORKERS xdist workers:
 # most tests wait on servers and timers, so more workers than cores (decision 0058); a file's tests, and
-# the tests that change the machine (tests/support/scheduling.py), stay on one worker.
+# the tests that change the machine (tests/support/scheduling.py), stay on one worker. The chaos run
+# (tests/chaos: faults timed against leases) runs after them, alone on the machine, as before xdist.
 TEST_WORKERS ?= 4
 COVERED_PYTEST = rm -rf .coverage-data && mkdir -p .coverage-data \
-	&& $(BIN)/python -m coverage run -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	&& $(BIN)/python -m coverage run -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/chaos \
+	&& $(BIN)/python -m coverage run -m pytest tests/chaos \
 	&& $(BIN)/python -m coverage combine --quiet
 
 test: lint typecheck
