@@ -208,7 +208,13 @@ class Engine:
         if not applied:
             return self._record(deferred)  # nothing written: the steps without effects, one statement
         going = [step.lease for step in applied if self._recorded(step)]
-        for step in deferred:
+        return going + self._kept(deferred, held)
+
+    def _kept(self, steps: list[Step], held: set[int]) -> list[Lease]:
+        """The leases of steps recorded by one advance_many (`held`: the seqs whose fence held) whose next
+        step is due at once; a step whose fence did not hold is logged as lost."""
+        going = []
+        for step in steps:
             if step.lease.seq not in held:
                 step.lost("")
             elif self._recorded(step):
@@ -256,13 +262,7 @@ class Engine:
                 log.warning("store failed recording steps; retrying", cause=repr(error.__cause__))
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
-        going = []
-        for step in batch:
-            if step.lease.seq not in held:
-                step.lost("")
-            elif self._recorded(step):
-                going.append(step.lease)
-        return going
+        return self._kept(batch, held)
 
     def step_once(self, lease: Lease) -> None:
         """Run only the lease's next step, then give the lease back (the control API's step by hand)."""

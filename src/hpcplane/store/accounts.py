@@ -102,13 +102,16 @@ _KEY_AND_ACCOUNT = (
 )
 
 
+def _key_and_account(box: SecretBox, row: Sequence[Any]) -> tuple[AccessKey, Account]:
+    """A row of _KEY_AND_ACCOUNT's columns as the key (its secret decrypted) and its account."""
+    key = _access_key(box, row[:6])
+    return key, Account(id=key.account_id, name=row[6], ehpc_enabled=bool(row[7]))
+
+
 def key_and_account(driver: Driver, box: SecretBox, key_id: str) -> tuple[AccessKey, Account] | None:
     """A permanent AccessKey with its secret decrypted, and its account: one indexed read per request."""
     row = driver.execute(_KEY_AND_ACCOUNT, (key_id,)).fetchone()
-    if row is None:
-        return None
-    key = _access_key(box, row[:6])
-    return key, Account(id=key.account_id, name=row[6], ehpc_enabled=bool(row[7]))
+    return None if row is None else _key_and_account(box, row)
 
 
 # The same, and whether the store holds the request's nonce for that key unexpired: the key, its account and
@@ -135,8 +138,7 @@ class KeyRows:
         state = tuple(row[:8])
         found = self._converted.get(state)
         if found is None:
-            key = _access_key(self._box, state[:6])
-            found = key, Account(id=key.account_id, name=state[6], ehpc_enabled=bool(state[7]))
+            found = _key_and_account(self._box, state)
             if len(self._converted) >= _CONVERTED_MAX:
                 self._converted.clear()
             self._converted[state] = found
