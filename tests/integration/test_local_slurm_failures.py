@@ -18,7 +18,11 @@ from tests.support.localslurm import NETWORK, PREFIX, assert_nothing_left, local
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 __all__ = ["local_home"]
 
-LISTENER = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 6817)); s.listen(); time.sleep(120)"
+# Holds the controller's port, and says so once it does (the daemon must not start before that).
+LISTENER = (
+    "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 6817)); s.listen();"
+    " print('listening', flush=True); time.sleep(120)"
+)
 
 
 class Sabotage(SubprocessRunner):
@@ -46,8 +50,12 @@ class Sabotage(SubprocessRunner):
     def fault(self, netns: str) -> None:
         if self.daemon == "slurmctld":  # its port taken by another program in the manager's namespace
             listener = ["ip", "netns", "exec", netns, sys.executable, "-c", LISTENER]
-            self.busy.append(subprocess.Popen(listener))
-            subprocess.run(["sleep", "0.5"], check=True)
+            process = subprocess.Popen(listener, stdout=subprocess.PIPE)
+            self.busy.append(process)
+            # Under load the listener's interpreter may take longer to start than any fixed pause:
+            # wait for its word (an empty line means it died, and the test's assertions will say why).
+            assert process.stdout is not None
+            assert process.stdout.readline() == b"listening\n", "the port-holding listener did not start"
         else:  # the node's only link is down: slurmd cannot reach slurmctld
             subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
 
@@ -55,6 +63,8 @@ class Sabotage(SubprocessRunner):
         for process in self.busy:
             process.kill()
             process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _nothing_left(clusters: LocalClusters, cluster_id: str) -> None:
