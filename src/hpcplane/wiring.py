@@ -181,6 +181,7 @@ def open_database(settings: Settings) -> Database:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         limits=session_limits(settings, "api"),
+        readers=settings.db_pool_size,
     )
 
 

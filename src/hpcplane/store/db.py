@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from hpcplane.domain.errors import DbError
 from hpcplane.store.deadline import Deadlines
+from hpcplane.store.readers import Readers
 
 # Failures of the store itself (unreachable, timed out, locked), as opposed to a bug in a query.
 _STORE_FAILURES = (
@@ -231,6 +232,7 @@ class Database:
         max_overflow: int | None = None,
         limits: SessionLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        readers: int = 0,
     ) -> None:
         """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
         wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
@@ -239,7 +241,8 @@ class Database:
         On a server database the process holds at most `pool_size + max_overflow` connections (default
         overflow: twice the pool); a call that finds them all in use waits until its deadline, then
         answers DbError. `monotonic`: the clock that says how long a pooled connection sat idle (tests
-        move their own)."""
+        move their own). `readers`: on PostgreSQL, up to that many of the pool's connections kept for
+        `driver()`'s reads between calls (store/readers.py), within the same budget."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -263,6 +266,16 @@ class Database:
                 self.limits,
                 self.deadlines,
                 relaxed=engine_role,
+                monotonic=monotonic,
+            )
+        self._readers: Readers | None = None
+        if readers > 0 and self.deadlines is not None:
+            deadlines, pipelines = self.deadlines, self.engine in _PIPELINES
+            self._readers = Readers(
+                self.engine,
+                deadlines,
+                readers,
+                lambda connection: Driver(connection, False, deadlines, pipelines=pipelines),
                 monotonic=monotonic,
             )
 
@@ -314,6 +327,10 @@ class Database:
             own = self._threads.reader()
             if own is not None:
                 return own
+        if not write and self._readers is not None:
+            kept = self._readers.use(deadline)
+            if kept is not None:
+                return kept
         return self._driver(write, deadline)
 
     @contextmanager
@@ -366,6 +383,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (and every thread's own SQLite connection)."""
+        if self._readers is not None:
+            self._readers.close()
         if self._threads is not None:
             self._threads.close()
         self.engine.dispose()

@@ -15,7 +15,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,19 +56,22 @@ class Deadlines:
         self._active: set[Call] = set()
         self._watchdog: threading.Thread | None = None
         self.expired = 0  # calls the watchdog cut, for the logs and the tests
+        # Frees one slot held by an idle kept connection (store/readers.py), or says there was none.
+        self.starved: Callable[[], bool] | None = None
 
     @contextlib.contextmanager
-    def call(self, deadline: float | None = None) -> Iterator[Call]:
+    def call(self, deadline: float | None = None, *, slot: bool = True) -> Iterator[Call]:
         """Take a connection slot and run the block under a deadline: `seconds` for getting a connection
         and for each statement and the commit (see `touch`), never past `deadline` (monotonic seconds)
-        when one is given. A nested call in the same thread keeps the outer call's limit."""
+        when one is given. A nested call in the same thread keeps the outer call's limit. `slot=False`:
+        the caller already holds one (`try_hold`: a kept connection)."""
         outer: Call | None = getattr(self._local, "call", None)
         limit = float("inf") if deadline is None else deadline
         if outer is not None:
             limit = min(limit, outer.limit)
         first = min(limit, time.monotonic() + self.seconds)
-        if not self._slots.acquire(timeout=max(0.0, first - time.monotonic())):
-            raise DbError() from TimeoutError(f"all {self.budget} store connections of this process in use")
+        if slot:
+            self._acquire(first)
         current = Call(first, limit, previous=outer)
         self._local.call = current
         with self._lock:
@@ -80,7 +83,26 @@ class Deadlines:
             with self._lock:
                 self._active.discard(current)
             self._local.call = outer
-            self._slots.release()
+            if slot:
+                self._slots.release()
+
+    def _acquire(self, first: float) -> None:
+        """A slot at once, else one that an idle kept connection gives up, else one freed in time."""
+        if self._slots.acquire(blocking=False):
+            return
+        while self.starved is not None and self.starved():
+            if self._slots.acquire(blocking=False):
+                return
+        if not self._slots.acquire(timeout=max(0.0, first - time.monotonic())):
+            raise DbError() from TimeoutError(f"all {self.budget} store connections of this process in use")
+
+    def try_hold(self) -> bool:
+        """Take a slot for a connection kept beyond one call, if one is free now (`release_held` gives
+        it back)."""
+        return self._slots.acquire(blocking=False)
+
+    def release_held(self) -> None:
+        self._slots.release()
 
     def current(self) -> Call | None:
         call: Call | None = getattr(self._local, "call", None)

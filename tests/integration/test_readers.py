@@ -1,0 +1,196 @@
+"""Kept PostgreSQL readers (store/readers.py) against the real server: reuse, the budget, faults."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from hpcplane.domain.errors import DbError
+from hpcplane.store.db import Database
+from tests.support.backends import PgDatabases
+
+pytestmark = pytest.mark.postgres
+
+
+class Clock:
+    """The monotonic clock the pool and the readers read idle times from, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def url(pg_databases: PgDatabases) -> str:
+    return pg_databases.create()
+
+
+@contextmanager
+def make(url: str, clock: Clock, **options: int | float) -> Iterator[Database]:
+    values: dict[str, float] = {"timeout": 5.0, "pool_size": 2, "readers": 2, **options}
+    db = Database(
+        url,
+        timeout=values["timeout"],
+        pool_size=int(values["pool_size"]),
+        readers=int(values["readers"]),
+        max_overflow=int(values["max_overflow"]) if "max_overflow" in values else None,
+        monotonic=clock,
+    )
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def db(url: str, clock: Clock) -> Iterator[Database]:
+    with make(url, clock) as opened:
+        yield opened
+
+
+def backend_pid(db: Database) -> int:
+    with db.driver() as driver:
+        pid: int = driver.execute("SELECT pg_backend_pid()").fetchone()[0]
+    return pid
+
+
+def terminate(db: Database, pid: int) -> None:
+    admin = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_reads_reuse_one_kept_connection_in_autocommit(db: Database) -> None:
+    """One thread's reads all run on the same server session, each statement its own transaction."""
+    pids = {backend_pid(db) for _ in range(20)}
+    assert len(pids) == 1
+    with db.driver() as driver:
+        assert driver.execute("SELECT 1").fetchone()[0] == 1
+        # Autocommit: each statement is its own transaction (now() is the transaction's start).
+        first = driver.execute("SELECT now()").fetchone()[0]
+        second = driver.execute("SELECT now()").fetchone()[0]
+    assert second > first
+    assert db._readers is not None
+    assert db._readers.count == 1
+
+
+def test_concurrent_reads_open_at_most_the_limit(url: str, clock: Clock) -> None:
+    """Nested (concurrent) reads open a reader each up to the limit, then go through the pool."""
+    with make(url, clock, readers=2, pool_size=2, max_overflow=2) as db:
+        assert db._readers is not None
+        with db.driver() as a, db.driver() as b, db.driver() as c:
+            pids = {d.execute("SELECT pg_backend_pid()").fetchone()[0] for d in (a, b, c)}
+            assert len(pids) == 3
+            assert db._readers.count == 2
+        assert db._readers.count == 2
+
+
+def test_idle_readers_give_their_slots_to_other_calls(url: str, clock: Clock) -> None:
+    """With the whole budget held by idle readers, a write and a read transaction still get connections
+    at once: the least recently used reader is closed for each."""
+    with make(url, clock, readers=2, pool_size=2, max_overflow=0) as db:
+        assert db.budget == 2
+        assert db._readers is not None
+        with db.driver(), db.driver():
+            pass
+        assert db._readers.count == 2
+        with db.write() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert db._readers.count == 1
+        with db.read() as one, db.read() as two:
+            one.exec_driver_sql("SELECT 1")
+            two.exec_driver_sql("SELECT 1")
+        assert db._readers.count == 0
+        assert backend_pid(db) > 0
+
+
+def test_a_reader_idle_too_long_goes_back_to_the_pool(db: Database, clock: Clock) -> None:
+    assert db._readers is not None
+    with db.driver(), db.driver():
+        pass
+    assert db._readers.count == 2
+    clock.now += 11
+    backend_pid(db)
+    assert db._readers.count == 1
+
+
+def test_a_reader_the_server_ended_costs_no_failed_call_after_an_idle_second(
+    db: Database, clock: Clock
+) -> None:
+    """As the pool's own connections: one idle for over a second is pinged, and replaced if dead."""
+    pid = backend_pid(db)
+    terminate(db, pid)
+    clock.now += 2
+    assert backend_pid(db) != pid
+
+
+def test_a_reader_that_fails_is_thrown_away(db: Database) -> None:
+    """Ended under a call (no idle second to ping it): that call answers DbError; the next one works on a
+    new session."""
+    pid = backend_pid(db)
+    terminate(db, pid)
+    with pytest.raises(DbError):
+        backend_pid(db)
+    assert backend_pid(db) != pid
+    assert db._readers is not None
+    assert db._readers.count == 1
+
+
+def test_a_statement_error_leaves_the_reader_usable(db: Database) -> None:
+    pid = backend_pid(db)
+    with pytest.raises(psycopg.errors.UndefinedTable), db.driver() as driver:
+        driver.execute("SELECT * FROM no_such_table")
+    assert backend_pid(db) == pid
+
+
+def test_a_read_past_its_deadline_answers_dberror_and_the_next_works(url: str, clock: Clock) -> None:
+    """The server's statement_timeout (HPCPLANE_DB_TIMEOUT) ends a stuck read on a reader."""
+    with make(url, clock, timeout=1.0) as db:
+        pid = backend_pid(db)
+        with pytest.raises(DbError), db.driver() as driver:
+            driver.execute("SELECT pg_sleep(5)")
+        assert backend_pid(db) != pid
+
+
+def test_a_frozen_path_is_cut_at_the_deadline(url: str, clock: Clock) -> None:
+    """The client-side watchdog cuts a reader whose server stopped answering (here: a session locked
+    out by another's lock with no lock_timeout of its own): the read answers DbError within the
+    deadline, and the reader is replaced."""
+    with make(url, clock, timeout=1.0) as db:
+        pid = backend_pid(db)
+        admin = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin) as holder:
+            holder.execute("CREATE TABLE frozen (x int)")
+            holder.commit()
+            holder.execute("LOCK TABLE frozen IN ACCESS EXCLUSIVE MODE")
+            errors: list[BaseException] = []
+
+            def read(db: Database = db, errors: list[BaseException] = errors) -> None:
+                try:
+                    with db.driver() as driver:
+                        # No server-side timeouts for this statement: only the watchdog can end it.
+                        driver.execute("SET statement_timeout = 0")
+                        driver.execute("SET lock_timeout = 0")
+                        driver.execute("SELECT * FROM frozen")
+                except BaseException as error:
+                    errors.append(error)
+
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join(timeout=5)
+            assert not thread.is_alive()
+            holder.rollback()
+        assert len(errors) == 1
+        assert isinstance(errors[0], DbError)
+        assert backend_pid(db) != pid
