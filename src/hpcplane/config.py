@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     clock_offset: float = Field(default=0.0, description="seconds added to the server's clock")
     # The task engine.
     worker: bool = Field(default=True, description="serve runs a worker in-process (--no-worker: API only)")
-    worker_concurrency: int = Field(default=4, ge=1, description="tasks one worker process runs at once")
+    # Threads of one worker process; each runs up to CLAIM_BATCH tasks side by side (decision 0062).
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="threads of one worker process, each running up to 16 tasks at once"
+    )
     lease_seconds: float = Field(default=30.0, gt=0, description="a claimed task is another's after this")
     max_attempts: int = Field(default=3, ge=1, description="lost leases before a task ends Failed")
     max_step_seconds: float = Field(default=600.0, gt=0, description="heartbeats stop after this")
