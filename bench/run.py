@@ -6,7 +6,7 @@ run ListTasks shallow and deep, each at full then half load (wrk on core 1); bef
 the bare ASGI baseline with a body as long as a real page. After the smallest PostgreSQL dataset, the
 two-process run (PostgreSQL + Redis). Then the engine with 1 and 2 worker processes on each backend while
 ListTasks is polled; last, where one ListTasks call's time goes (bench/stages.py). `--quick`: 10k and
-100k tasks, 5 s runs, the engine's --quick size, no unpolled runs.
+100k tasks, 5 s runs, the engine's polled runs only (1,000 tasks each, as in the full set).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def open_database(settings: Settings) -> Database:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         limits=session_limits(settings, "api"),
-        readers=settings.db_pool_size,
+        readers=None,  # as many as the budget (store/readers.py)
     )
 
 

@@ -194,3 +194,20 @@ def test_a_frozen_path_is_cut_at_the_deadline(url: str, clock: Clock) -> None:
         assert len(errors) == 1
         assert isinstance(errors[0], DbError)
         assert backend_pid(db) != pid
+
+
+def test_an_api_process_may_keep_as_many_readers_as_its_budget(url: str) -> None:
+    """readers=None (what wiring gives the API's Database): the limit is pool + overflow."""
+    db = Database(url, pool_size=2, max_overflow=1, readers=None)
+    try:
+        assert db._readers is not None
+        assert db._readers.limit == db.budget == 3
+        with db.driver() as a, db.driver() as b, db.driver() as c:
+            pids = {d.execute("SELECT pg_backend_pid()").fetchone()[0] for d in (a, b, c)}
+        assert len(pids) == 3
+        assert db._readers.count == 3
+        with db.write() as conn:  # the budget is all idle readers: one is closed for the write
+            conn.exec_driver_sql("SELECT 1")
+        assert db._readers.count == 2
+    finally:
+        db.dispose()

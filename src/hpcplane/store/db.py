@@ -232,7 +232,7 @@ class Database:
         max_overflow: int | None = None,
         limits: SessionLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        readers: int = 0,
+        readers: int | None = 0,
     ) -> None:
         """`engine_role`: a connection pool for the task engine's steps. On PostgreSQL its commits do not
         wait for the disk (synchronous_commit off): a database crash may forget the last steps, effects
@@ -242,7 +242,8 @@ class Database:
         overflow: twice the pool); a call that finds them all in use waits until its deadline, then
         answers DbError. `monotonic`: the clock that says how long a pooled connection sat idle (tests
         move their own). `readers`: on PostgreSQL, up to that many of the pool's connections kept for
-        `driver()`'s reads between calls (store/readers.py), within the same budget."""
+        `driver()`'s reads between calls (store/readers.py), within the same budget (None: as many as
+        the budget)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -269,6 +270,7 @@ class Database:
                 monotonic=monotonic,
             )
         self._readers: Readers | None = None
+        readers = self.budget if readers is None else min(readers, self.budget)
         if readers > 0 and self.deadlines is not None:
             deadlines, pipelines = self.deadlines, self.engine in _PIPELINES
             self._readers = Readers(
