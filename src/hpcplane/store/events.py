@@ -224,8 +224,9 @@ def advance_many_with_events(
     PostgreSQL: one statement (the NOTIFY is sent once per transaction). SQLite: one transaction of
     `update_sql` and the event's INSERT ... SELECT per row."""
     if not driver.is_sqlite:
+        # Only a datetime needs converting: json's C encoder calls back for it alone (`default`).
         encoded = json.dumps(
-            [[*fence, *(_json_value(v) for v in params)] for params, fence in rows], separators=(",", ":")
+            [[*fence, *params] for params, fence in rows], separators=(",", ":"), default=_json_value
         )
         return {row[0] for row in driver.execute(_pg_many_sql(columns), [encoded, kind]).fetchall()}
     held = set()
@@ -238,12 +239,13 @@ def advance_many_with_events(
 
 
 def _json_value(value: Any) -> Any:
-    """A value as the batched statement's JSON carries it: an aware datetime as naive UTC ISO text."""
+    """What the batched statement's JSON carries for a value json cannot encode itself: an aware
+    datetime as naive UTC ISO text (anything else is refused, as json would)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a hot statement")
         return value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return value
+    raise TypeError(f"not a value of a batched step: {type(value).__name__}")
 
 
 _READ_COLUMNS = f"tx, id, kind, {', '.join(_COPIED)}, at"
