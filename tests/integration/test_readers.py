@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -211,3 +212,31 @@ def test_an_api_process_may_keep_as_many_readers_as_its_budget(url: str) -> None
         assert db._readers.count == 2
     finally:
         db.dispose()
+
+
+def test_a_call_waiting_for_the_budget_gets_the_slot_of_a_reader_given_back(url: str, clock: Clock) -> None:
+    """Every slot held by readers in use, a write waits; when a read ends, its reader lets go of its
+    slot instead of keeping it idle, and the write goes on at once (not at its deadline)."""
+    with make(url, clock, readers=2, pool_size=2, max_overflow=0, timeout=5.0) as db:
+        assert db._readers is not None
+        wrote: list[float] = []
+        with db.driver() as a, db.driver():
+            a.execute("SELECT 1")
+
+            def write() -> None:
+                with db.write() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                wrote.append(time.monotonic())
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            deadline = time.monotonic() + 5
+            while db.deadlines is not None and not db.deadlines.waiting and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert db.deadlines is not None
+            assert db.deadlines.waiting == 1
+            ended = time.monotonic()
+        writer.join(timeout=10)
+        assert wrote
+        assert wrote[0] - ended < 1.0
+        assert db._readers.count <= 1  # the other may have gone too, before the write took its slot

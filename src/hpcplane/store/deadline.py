@@ -58,6 +58,7 @@ class Deadlines:
         self.expired = 0  # calls the watchdog cut, for the logs and the tests
         # Frees one slot held by an idle kept connection (store/readers.py), or says there was none.
         self.starved: Callable[[], bool] | None = None
+        self.waiting = 0  # calls waiting for a slot now: a kept connection given back then lets go of its own
 
     @contextlib.contextmanager
     def call(self, deadline: float | None = None, *, slot: bool = True) -> Iterator[Call]:
@@ -93,7 +94,14 @@ class Deadlines:
         while self.starved is not None and self.starved():
             if self._slots.acquire(blocking=False):
                 return
-        if not self._slots.acquire(timeout=max(0.0, first - time.monotonic())):
+        with self._lock:
+            self.waiting += 1
+        try:
+            got = self._slots.acquire(timeout=max(0.0, first - time.monotonic()))
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        if not got:
             raise DbError() from TimeoutError(f"all {self.budget} store connections of this process in use")
 
     def try_hold(self) -> bool:

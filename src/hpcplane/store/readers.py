@@ -124,6 +124,11 @@ class Readers:
         return Reader(pooled, self._driver(connection), self._monotonic())
 
     def give_back(self, reader: Reader) -> None:
+        """Idle again; or, when another call waits for a slot of the budget, back to the pool with its
+        slot (kept idle, it would hold the slot the waiting call needs)."""
+        if self.deadlines.waiting:
+            self._close(reader)
+            return
         reader.used_at = self._monotonic()
         with self._lock:
             self._idle.append(reader)
