@@ -101,7 +101,8 @@ class Readers:
 
     def _open(self, deadline: float | None) -> Reader | None:
         with self._lock:
-            if self.count >= self.limit or not self.deadlines.try_hold():
+            # No new reader while another call waits for a slot: the slot freed is that call's.
+            if self.count >= self.limit or self.deadlines.waiting or not self.deadlines.try_hold():
                 return None
             self.count += 1
         try:
