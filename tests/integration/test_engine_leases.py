@@ -66,9 +66,10 @@ def engine(
     db: Database | None = None,
     kind: type[Engine] = Engine,
 ) -> Engine:
-    """A worker `owner` on the services' store (or `db`), three attempts a step."""
+    """A worker `owner` on the services' store (or `db`), three attempts a step: the engine's own pool,
+    as a worker process has it (on PostgreSQL: no readers, synchronous_commit off)."""
     return kind(
-        db or services.db,
+        db or services.engine.db,
         provider,
         services.clock,
         owner=owner,

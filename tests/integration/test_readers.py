@@ -240,3 +240,21 @@ def test_a_call_waiting_for_the_budget_gets_the_slot_of_a_reader_given_back(url:
         assert wrote
         assert wrote[0] - ended < 1.0
         assert db._readers.count <= 1  # the other may have gone too, before the write took its slot
+
+
+def test_a_read_finding_every_reader_in_use_takes_the_next_given_back(url: str, clock: Clock) -> None:
+    """The budget is all readers, all in use: a third read waits for one of them (not for a slot it
+    would get by closing a reader, which would only open another connection)."""
+    with make(url, clock, readers=2, pool_size=2, max_overflow=0) as db:
+        assert db._readers is not None
+        seen: list[int] = []
+        with db.driver() as a, db.driver() as b:
+            held = {d.execute("SELECT pg_backend_pid()").fetchone()[0] for d in (a, b)}
+            reader = threading.Thread(target=lambda: seen.append(backend_pid(db)))
+            reader.start()
+            time.sleep(0.2)
+            assert not seen  # waiting
+        reader.join(timeout=5)
+        assert len(seen) == 1
+        assert seen[0] in held
+        assert db._readers.count == 2

@@ -70,7 +70,9 @@ class Readers:
         self._ping_seconds = ping_seconds
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # a reader given back, or one fewer open
         self._idle: list[Reader] = []  # the most recently used last
+        self._holding = threading.local()  # how many readers this thread holds now (nested calls)
         self.count = 0  # readers open, idle or in use
         deadlines.starved = self.evict
 
@@ -79,6 +81,12 @@ class Readers:
         reader = self._take()
         if reader is None:
             reader = self._open(deadline)
+            if reader is None and self.count >= self.limit and not self.held():
+                # Every reader allowed is in use: the next given back (through the pool, this call
+                # would wait for a slot of the budget, and take it from a reader closed for it).
+                reader = self._wait(deadline)
+                if reader is None:
+                    reader = self._open(deadline)
             if reader is None:
                 return None
         elif self._monotonic() - reader.used_at > self._ping_seconds and not reader.alive():
@@ -99,6 +107,29 @@ class Readers:
             self._close(old)
         return reader
 
+    def held(self) -> int:
+        """Readers this thread holds: a nested read never waits for one (it would wait for itself)."""
+        count: int = getattr(self._holding, "count", 0)
+        return count
+
+    def hold(self, change: int) -> None:
+        self._holding.count = self.held() + change
+
+    def _wait(self, deadline: float | None) -> Reader | None:
+        """The next reader given back; None if one closed meanwhile (a new one may be opened)."""
+        until = time.monotonic() + self.deadlines.seconds
+        if deadline is not None:
+            until = min(until, deadline)
+        with self._ready:
+            while not self._idle:
+                if self.count < self.limit:
+                    return None
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise DbError() from TimeoutError(f"all {self.limit} readers of this process in use")
+                self._ready.wait(left)
+            return self._idle.pop()
+
     def _open(self, deadline: float | None) -> Reader | None:
         with self._lock:
             # No new reader while another call waits for a slot: the slot freed is that call's.
@@ -109,8 +140,9 @@ class Readers:
             with self.deadlines.call(deadline, slot=False):
                 pooled = self._engine.raw_connection()
         except BaseException as error:
-            with self._lock:
+            with self._ready:
                 self.count -= 1
+                self._ready.notify()
             self.deadlines.release_held()
             if isinstance(error, exc.SQLAlchemyError | psycopg.Error):
                 raise DbError() from error
@@ -131,8 +163,9 @@ class Readers:
             self._close(reader)
             return
         reader.used_at = self._monotonic()
-        with self._lock:
+        with self._ready:
             self._idle.append(reader)
+            self._ready.notify()
 
     def discard(self, reader: Reader) -> None:
         """A reader whose connection failed: the pool replaces the connection, the slot is freed."""
@@ -152,8 +185,9 @@ class Readers:
         try:
             pooled.close()
         finally:
-            with self._lock:
+            with self._ready:
                 self.count -= 1
+                self._ready.notify()
             self.deadlines.release_held()
 
     def evict(self) -> bool:
@@ -192,12 +226,14 @@ class Use:
         self._call = deadlines.call(self._deadline, slot=False)
         self._entered = self._call.__enter__()
         deadlines.attach(self._reader.connection)
+        self._readers.hold(1)
         return self._reader.driver
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         fired = self._entered is not None and self._entered.fired
+        self._readers.hold(-1)
         self._call.__exit__(kind, error, tb)
         reader = self._reader
         if error is None and not fired:
