@@ -54,13 +54,17 @@ def test_listtasks_indexes_exist(db: Database) -> None:
     assert "finished_at" not in indexes["ix_tasks_cluster_created"]["dialect_options"]
 
 
-def test_tasks_pages_keep_room_for_in_place_updates(db: Database) -> None:
+@pytest.mark.postgres
+def test_tasks_pages_keep_room_for_in_place_updates(pg_databases: PgDatabases) -> None:
     """On PostgreSQL the tasks table is filled to 70% (migration 0010), so a step's UPDATE, which
     changes no indexed column, can stay on its page (HOT); SQLite has no such setting."""
-    with db.engine.connect() as conn:
-        if conn.dialect.name != "postgresql":
-            return
-        options = conn.exec_driver_sql("SELECT reloptions FROM pg_class WHERE relname = 'tasks'").scalar()
+    db = Database(pg_databases.create())
+    try:
+        migrate.upgrade(db)
+        with db.engine.connect() as conn:
+            options = conn.exec_driver_sql("SELECT reloptions FROM pg_class WHERE relname = 'tasks'").scalar()
+    finally:
+        db.dispose()
     assert options == ["fillfactor=70"]
 
 

@@ -5,13 +5,15 @@ A read through the pool pays more than the indexed statement it runs: SQLAlchemy
 psycopg's wait loop. A *reader* is a pooled connection kept checked out, in autocommit, between reads: a
 call takes an idle one from a stack (the most recently used first) and gives it back.
 
-The process's connection budget (store/deadline.py) still holds: an idle reader keeps the budget slot
-it was opened with, a call on it uses that slot, and a call that finds the budget spent first closes
-idle readers (`Readers.evict`, Deadlines' `starved` hook) rather than wait. There are at most `limit`
-readers; a read that finds none idle and the limit reached goes through the pool as before. A reader
-idle for `idle_seconds` goes back to the pool; one idle for more than `ping_seconds` is pinged first (as
-the pool pings its own), so a restarted database costs no failed call. A statement on a reader runs under
-the call's deadline like any other, and a reader whose connection failed is thrown away.
+The process's connection budget (store/deadline.py) still holds: an idle reader keeps the budget slot it
+was opened with, a call on it uses that slot, and a call that finds the budget spent first closes idle
+readers (`Readers.evict`, Deadlines' `starved` hook) rather than wait; while a call waits for a slot, a
+reader given back goes to the pool with its own (`Deadlines.waiting`). There are at most `limit`
+readers; a read that finds none idle and the limit reached waits for the next one given back, unless
+this thread already holds one (a nested read then goes through the pool: it would wait for itself). A
+reader idle for `idle_seconds` goes back to the pool; one idle for more than `ping_seconds` is pinged
+first (as the pool pings its own), so a restarted database costs no failed call. A statement on a reader
+runs under the call's deadline like any other, and a reader whose connection failed is thrown away.
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ class Use:
             return
         if isinstance(error, _BROKEN) or fired or reader.connection.broken:
             self._readers.discard(reader)
-            if error is not None and isinstance(error, psycopg.Error):
+            if isinstance(error, psycopg.Error):
                 raise DbError() from error
             return
         # An error of the query itself (or of the caller) leaves the connection as it was: autocommit,

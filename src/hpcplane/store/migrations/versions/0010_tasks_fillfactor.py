@@ -3,9 +3,9 @@
 A step's fenced UPDATE changes no indexed column (engine/runner.py, `_apply`), so PostgreSQL can update
 the row in place (a heap-only tuple: no new entry in any of the table's seven indexes) if the row's page
 has room for the new version. With the default fillfactor (100) the pages of freshly accepted tasks are
-full, and 5-9% of the steps' UPDATEs were HOT; at 70, 48-54% (docs/benchmarks.md, "Issue 14: the
-engine's HOT updates"). Pages written before this revision keep their fill until they are rewritten
-(VACUUM FULL or pg_repack); new tasks get the room at once. SQLite has no such setting.
+full, and 5-9% of the steps' UPDATEs were HOT; at 70, 48-54% (docs/decisions/0060). Pages written before
+this revision keep their fill until they are rewritten (VACUUM FULL or pg_repack); new tasks get the
+room at once. SQLite has no such setting.
 
 Revision ID: 0010
 Revises: 0009
