@@ -260,11 +260,13 @@ def test_a_store_failure_during_a_step_is_retried_until_max_step_seconds(
 def test_a_hanging_step_stops_heartbeating(services: Services, hang: float | None) -> None:
     """hang_step without hang_seconds sleeps twice the lease with the heartbeat running beside it: the
     heartbeat skips the hung step, so the lease is given up and the step not recorded; a hang shorter than
-    the lease (hang_seconds) only delays the step."""
+    the lease (hang_seconds) only delays the step. The short hang runs with a 5 s lease: the heartbeat
+    and a step at once need a second connection, and no connect is tried with under 2 s of a lease left
+    (Deadlines.connect_timeout), so a 0.5 s lease would retry that step (a second provider call)."""
     spec = "StopComputes.hang_step=1" + ("" if hang is None else f";StopComputes.hang_seconds={hang}")
     fake = Hooked(services, spec)
     task_id = stop_task(services)
-    worker = engine(services, fake, lease=0.5)
+    worker = engine(services, fake, lease=0.5 if hang is None else 5.0)
     [lease] = worker.claim()
     with heartbeating(worker), capture_logs() as captured:
         worker.run(lease)
