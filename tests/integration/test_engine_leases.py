@@ -102,9 +102,33 @@ def stop_cluster_task(services: Services, who: Principal) -> str:
     ).task_id
 
 
+def two_connections(db: Database) -> None:
+    """Two connections opened in `db`'s pool, outside any step's deadline: a step that needs one while the
+    heartbeat holds the other would otherwise connect with its lease's time left, and with under 2 s left
+    no connect is tried (Deadlines.connect_timeout), so a short lease would retry the step."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.read():
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with db.read():
+            pass
+    finally:
+        done.set()
+        holder.join()
+
+
 @contextmanager
 def heartbeating(worker: Engine) -> Iterator[None]:
-    """The worker's heartbeat every 20 ms in a thread beside the block; stopped and joined after it."""
+    """The worker's heartbeat every 20 ms in a thread beside the block (two connections opened first);
+    stopped and joined after it."""
+    two_connections(worker.db)
     stop = threading.Event()
 
     def beat() -> None:
@@ -260,13 +284,11 @@ def test_a_store_failure_during_a_step_is_retried_until_max_step_seconds(
 def test_a_hanging_step_stops_heartbeating(services: Services, hang: float | None) -> None:
     """hang_step without hang_seconds sleeps twice the lease with the heartbeat running beside it: the
     heartbeat skips the hung step, so the lease is given up and the step not recorded; a hang shorter than
-    the lease (hang_seconds) only delays the step. The short hang runs with a 5 s lease: the heartbeat
-    and a step at once need a second connection, and no connect is tried with under 2 s of a lease left
-    (Deadlines.connect_timeout), so a 0.5 s lease would retry that step (a second provider call)."""
+    the lease (hang_seconds) only delays the step."""
     spec = "StopComputes.hang_step=1" + ("" if hang is None else f";StopComputes.hang_seconds={hang}")
     fake = Hooked(services, spec)
     task_id = stop_task(services)
-    worker = engine(services, fake, lease=0.5 if hang is None else 5.0)
+    worker = engine(services, fake, lease=0.5)
     [lease] = worker.claim()
     with heartbeating(worker), capture_logs() as captured:
         worker.run(lease)
