@@ -104,6 +104,47 @@ def test_commit_on_frozen_path_gives_db_error(proxied: tuple[PathProxy, str]) ->
         db.dispose()
 
 
+def test_a_call_with_under_two_seconds_left_still_connects(proxied: tuple[PathProxy, str]) -> None:
+    """A write with 1 s left on an empty pool (a step near the end of a short lease) opens its connection
+    and commits; on a frozen path it answers DbError within libpq's 2 s connect minimum; and when the
+    connection arrives after the deadline (the path thawed in between), it is cut before any statement."""
+    proxy, url = proxied
+    db = Database(url, timeout=5.0, pool_size=1, max_overflow=0)
+
+    def create(table: str, seconds: float) -> None:
+        with db.write(deadline=time.monotonic() + seconds) as conn:
+            conn.execute(text(f"CREATE TABLE {table} (x int)"))
+
+    def tables() -> set[str]:
+        with db.read() as conn:
+            return set(
+                conn.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'late_%'")).scalars()
+            )
+
+    try:
+        create("late_ok", 1.0)
+        db.engine.dispose()  # the pool empty again: the next call must connect
+        proxy.freeze()
+        began = time.monotonic()
+        with pytest.raises(DbError):
+            create("late_frozen", 1.0)
+        assert 1.0 <= time.monotonic() - began < 3.0, "the connect did not wait libpq's 2 s minimum"
+        assert proxy.frozen
+        db.engine.dispose()
+        thaw = threading.Timer(1.3, proxy.thaw)  # after the call's deadline, before the connect gives up
+        thaw.start()
+        try:
+            with pytest.raises(DbError):
+                create("late_thawed", 1.0)
+        finally:
+            thaw.join()
+        assert not proxy.frozen
+        assert tables() == {"late_ok"}
+    finally:
+        proxy.thaw()
+        db.dispose()
+
+
 def test_exhausted_budget_gives_db_error(pg_url: str) -> None:
     """A process that holds all its budgeted connections answers the next call DbError, not a hang."""
     db = Database(pg_url, timeout=TIMEOUT, pool_size=1, max_overflow=0)

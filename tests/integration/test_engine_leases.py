@@ -102,33 +102,11 @@ def stop_cluster_task(services: Services, who: Principal) -> str:
     ).task_id
 
 
-def two_connections(db: Database) -> None:
-    """Two connections opened in `db`'s pool, outside any step's deadline: a step that needs one while the
-    heartbeat holds the other would otherwise connect with its lease's time left, and with under 2 s left
-    no connect is tried (Deadlines.connect_timeout), so a short lease would retry the step."""
-    held, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.read():
-            held.set()
-            done.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(10)
-        with db.read():
-            pass
-    finally:
-        done.set()
-        holder.join()
-
-
 @contextmanager
 def heartbeating(worker: Engine) -> Iterator[None]:
-    """The worker's heartbeat every 20 ms in a thread beside the block (two connections opened first);
-    stopped and joined after it."""
-    two_connections(worker.db)
+    """The worker's heartbeat every 20 ms in a thread beside the block; stopped and joined after it. The
+    pool starts empty: a step that needs a connection while the heartbeat holds one opens it with its
+    lease's time left (under 2 s with these tests' short leases: Deadlines.connect_timeout)."""
     stop = threading.Event()
 
     def beat() -> None:

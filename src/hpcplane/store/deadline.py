@@ -133,12 +133,17 @@ class Deadlines:
                     _cut(connection)
 
     def connect_timeout(self) -> int:
-        """Whole seconds left to this thread's call for opening a connection. libpq waits at least 2 s,
-        so a call with less than that left fails now rather than overrun its deadline."""
+        """Whole seconds left to this thread's call for opening a connection, and at least libpq's
+        minimum of 2 s; a call whose deadline has passed fails now.
+
+        A call with under 2 s left (a step near the end of a short lease) still connects: a connect
+        holds no lock and starts no transaction, and a connection that arrives past the call's deadline
+        is cut as the pool hands it over (`attach`), before any statement. Refusing instead left a
+        worker whose pool was empty unable to run any step of a lease under 2 s."""
         call = self.current()
         left = self.seconds if call is None else call.remaining()
-        if left < 2 <= self.seconds:
-            raise DbError() from TimeoutError("too little of the call's deadline left to connect")
+        if left <= 0:
+            raise DbError() from TimeoutError("the call's deadline passed before it could connect")
         return max(2, int(left))
 
     def _ensure_watchdog(self) -> None:
