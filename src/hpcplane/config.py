@@ -46,7 +46,11 @@ class Settings(BaseSettings):
         default=2, ge=1, description="threads of one worker process, each running up to 16 tasks at once"
     )
     lease_seconds: float = Field(default=30.0, gt=0, description="a claimed task is another's after this")
-    max_attempts: int = Field(default=3, ge=1, description="lost leases before a task ends Failed")
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="leases lost in a row (no step recorded between) before a task ends Failed",
+    )
     max_step_seconds: float = Field(default=600.0, gt=0, description="heartbeats stop after this")
     poll_interval: float = Field(default=0.2, gt=0, description="seconds between polls on SQLite")
     task_retention: float | None = Field(default=None, gt=0, description="seconds history is kept")

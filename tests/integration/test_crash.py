@@ -296,7 +296,7 @@ def check_outcome(services: Services, work: Workload, context: str) -> Counter[s
             # No fault is injected: the only way to fail is to lose the worker max_attempts times.
             assert row.status == TaskStatus.FAILED.value, where
             assert [e["Code"] for e in errors] == ["TaskLost"], where
-            assert row.lost_attempts >= 3, where
+            assert row.lost_attempts >= row.lost_streak >= 3, where
 
     # No step's effect was applied twice: each (TaskId, step) token once, from a known task.
     tokens = Counter(row.token for row in call_rows)
@@ -445,7 +445,11 @@ def test_sigkilled_workers_lose_no_task_and_repeat_no_effect(
     assert progress(services)[0] == 0, f"tasks still running after {DEADLINE}s {context}"
     assert len(kills) >= 2, f"the run ended before the workers were killed twice {context}"
     statuses = check_outcome(services, work, context)
-    assert statuses[TaskStatus.SUCCESS.value] >= len(work.tasks) * 0.9, f"{statuses} {context}"
+    # Only a task lost max_attempts times with no step of it recorded in between may fail (a kill soon
+    # after its takeover, three times): each kill costs the tasks it interrupts one lease, not an attempt
+    # of their budget (decision 0063). Counting every lease lost in a task's life, 5 of 10 runs on a
+    # loaded machine (two CPU-bound processes beside) failed 3-42 of these 227 tasks; 0 of 10 since.
+    assert statuses[TaskStatus.SUCCESS.value] >= len(work.tasks) * 0.97, f"{statuses} {context}"
     with services.db.read() as conn:
         recovered = sum(conn.execute(select(tasks.c.lost_attempts)).scalars())
     # Each kill took down a worker while it held leases, and those tasks were taken over.

@@ -448,7 +448,8 @@ def test_tasks_run_side_by_side_commit_every_step_and_a_taken_over_one_is_fenced
     assert provider_calls(services, task_ids[1]) == []
     second_engine.run_many([taken])
     row = task_row(services, task_ids[1])
-    assert (row.status, row.current_step, row.lost_attempts) == ("Success", total, 1)
+    # Its steps were recorded by the batched statement too, which forgave its lost lease (lost_streak).
+    assert (row.status, row.current_step, row.lost_attempts, row.lost_streak) == ("Success", total, 1, 0)
     with services.db.read() as conn:
         seen = conn.execute(
             select(task_events.c.task_id, task_events.c.current_step)
@@ -545,9 +546,55 @@ def test_lease_lost_max_attempts_times_fails_the_task(build: Build) -> None:
     row = task_row(services, task_id)
     assert (row.status, row.lost_attempts, row.lease_owner) == ("Failed", 1, None)
     errors = json.loads(row.errors)
-    assert errors == [{"Code": "TaskLost", "Message": "The task's worker was lost 1 times."}]
+    total = len(plan_for(TaskType.STOP_COMPUTES))
+    message = f"The task's worker was lost 1 times in a row at step 1 of {total}."
+    assert errors == [{"Code": "TaskLost", "Message": message}]
     node = hosts(services, cluster_id)["compute0"]
     assert (node.status, node.task_id) == ("exception", None)
+
+
+def test_a_recorded_step_forgives_the_leases_lost_before_it(build: Build) -> None:
+    """max_attempts bounds the leases lost in a row: a task lost, then one of its steps recorded, then
+    lost again runs on to Success with max_attempts=2 (two leases lost in its life); a task lost twice
+    with no step recorded in between ends Failed (TaskLost) at the claim that finds it so."""
+    services = build()
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    who = principal(services)
+    cluster_id = seeded(services, who)
+    nodes_ = hosts(services, cluster_id)
+    progressing, stalled = (
+        node_task(services, who, TaskType.STOP_COMPUTES, cluster_id, [nodes_[name].id])
+        for name in ("compute0", "compute1")
+    )
+    assert len(other_engine(services, "a", max_attempts=2).claim(2)) == 2
+    clock.advance(31)
+    second = other_engine(services, "b", max_attempts=2)
+    taken = {lease.task_id: lease for lease in second.claim(2)}
+    assert {t: (lease.lost_attempts, lease.lost_streak) for t, lease in taken.items()} == {
+        progressing: (1, 1),
+        stalled: (1, 1),
+    }
+    second.step_once(taken[progressing])  # one step recorded, its lease given back
+    assert (task_row(services, progressing).current_step, task_row(services, progressing).lost_streak) == (
+        1,
+        0,
+    )
+    clock.advance(31)  # the lease on `stalled` expires too
+    [again] = other_engine(services, "c", max_attempts=2).claim(2)  # a given-back lease is not lost
+    assert (again.task_id, again.lost_attempts, again.lost_streak) == (progressing, 1, 0)
+    row = task_row(services, stalled)
+    total = len(plan_for(TaskType.STOP_COMPUTES))
+    assert (row.status, row.lost_attempts, row.lost_streak, row.current_step) == ("Failed", 2, 2, 0)
+    message = f"The task's worker was lost 2 times in a row at step 1 of {total}."
+    assert json.loads(row.errors) == [{"Code": "TaskLost", "Message": message}]
+    clock.advance(31)
+    last = other_engine(services, "d", max_attempts=2)
+    [lease] = last.claim()
+    assert (lease.task_id, lease.lost_attempts, lease.lost_streak) == (progressing, 2, 1)
+    last.run(lease)
+    row = task_row(services, progressing)
+    assert (row.status, row.current_step, row.lost_attempts, row.lost_streak) == ("Success", total, 2, 0)
 
 
 class BrokenCloud(SimulatedCloud):

@@ -68,7 +68,8 @@ class Engine:
         self.before_run: Callable[[], None] | None = None  # called when a claim got tasks (the tuning)
 
     def claim(self, limit: int = 1, task_id: str | None = None) -> list[Lease]:
-        """Take due tasks; a task whose lease was lost `max_attempts` times ends Failed instead."""
+        """Take due tasks; a task whose lease was lost `max_attempts` times in a row (no step of it recorded
+        in between) ends Failed instead."""
         started = time.monotonic()
         with self.db.write() as conn:
             now = self.clock.now()  # read once the write lock is held, so the lease is not born expired
@@ -89,8 +90,12 @@ class Engine:
             if lease.taken_over:
                 metrics.record_takeover()
             self._renewed[(lease.seq, lease.token)] = started
-            if lease.lost_attempts >= self.max_attempts:
-                self._fail(lease, "TaskLost", f"The task's worker was lost {lease.lost_attempts} times.")
+            if lease.lost_streak >= self.max_attempts:
+                message = (
+                    f"The task's worker was lost {lease.lost_streak} times in a row"
+                    f" at step {lease.current_step + 1} of {lease.total_steps}."
+                )
+                self._fail(lease, "TaskLost", message)
                 self._renewed.pop((lease.seq, lease.token), None)
             else:
                 usable.append(lease)
@@ -362,6 +367,8 @@ class Engine:
             values["state"] = json.dumps(lease.state)
         if errors != lease.errors:
             values["errors"] = json.dumps(errors, separators=(",", ":"))
+        if lease.lost_streak:
+            values["lost_streak"] = 0  # the step is recorded: the leases lost before it are forgiven
         if step.delay > 0:
             # Kept as it was while the lease is (it is past): the step then changes no indexed column,
             # and PostgreSQL updates the row in place (HOT) without touching the table's indexes.
@@ -384,6 +391,7 @@ class Engine:
         assert ctx is not None
         self._renewed[(lease.seq, lease.token)] = step.started
         lease.current_step = step.index
+        lease.lost_streak = 0
         lease.errors = ctx.errors
         state = step.values.get("state")
         if isinstance(state, str):

@@ -39,9 +39,10 @@ class Lease:
     current_step: int
     total_steps: int
     token: int
-    lost_attempts: int
+    lost_attempts: int  # leases lost over the task's life (an operator's diagnostic)
     errors: list[dict[str, str]]
     taken_over: bool = False  # claimed from a holder whose lease had expired
+    lost_streak: int = 0  # leases lost since the task's last recorded step: what max_attempts bounds
     state_json: str = "{}"  # `state` as the row holds it (read at the claim, then as each step wrote it)
 
 
@@ -58,6 +59,7 @@ _LEASE_COLUMNS = (
     tasks.c.total_steps,
     tasks.c.lease_token,
     tasks.c.lost_attempts,
+    tasks.c.lost_streak,
     tasks.c.errors,
 )
 
@@ -81,7 +83,9 @@ def claim(
     task_id: str | None = None,
     host: str | None = None,
 ) -> list[Lease]:
-    """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost.
+    """Take up to `limit` due tasks (or the one `task_id`); a reclaimed expired lease counts as lost, in
+    the task's life (`lost_attempts`) and since its last recorded step (`lost_streak`, which each recorded
+    step resets).
     Only tasks bound to no host, or to `host` (a local cluster's owner), are taken."""
     candidates = (
         select(tasks.c.seq, tasks.c.lease_owner)
@@ -106,6 +110,7 @@ def claim(
             lease_token=tasks.c.lease_token + 1,
             lease_expires_at=lease_until,
             lost_attempts=tasks.c.lost_attempts + case((tasks.c.lease_owner.is_(None), 0), else_=1),
+            lost_streak=tasks.c.lost_streak + case((tasks.c.lease_owner.is_(None), 0), else_=1),
         )
         .returning(*_LEASE_COLUMNS)
     ).all()
@@ -124,6 +129,7 @@ def claim(
             total_steps=row.total_steps,
             token=row.lease_token,
             lost_attempts=row.lost_attempts,
+            lost_streak=row.lost_streak,
             errors=json.loads(row.errors),
             taken_over=row.seq in held,
         )

@@ -179,6 +179,7 @@ _PG_TYPES = {
     "lease_expires_at": "timestamp",
     "run_after": "timestamp",
     "lease_owner": "text",
+    "lost_streak": "integer",
 }
 
 

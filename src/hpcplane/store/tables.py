@@ -170,6 +170,10 @@ tasks = Table(
     Column("lease_token", Integer, nullable=False, server_default="0"),
     Column("lease_expires_at", UtcDateTime, nullable=True),
     Column("lost_attempts", Integer, nullable=False, server_default="0"),
+    # Leases lost since the task's last recorded step (each step sets it back to 0): the engine fails a
+    # task after HPCPLANE_MAX_ATTEMPTS of them, so a worker killed holding many progressing tasks does not
+    # use up their attempts, while a step that kills its worker every time still ends the task.
+    Column("lost_streak", Integer, nullable=False, server_default="0"),
     Column("client_token", String(64), nullable=True),
     Column("params_hash", String(64), nullable=True),
     # The cluster's owning host, copied at creation: only that host's workers claim the task.
