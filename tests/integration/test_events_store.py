@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy import Connection, insert, select
@@ -141,7 +141,10 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
     a, b, c, d = sorted(leases, key=lambda lease: lease.task_id)
     taken = dataclasses.replace(c, token=c.token + 1)  # as if another holder had claimed it since
     step = {"updated_at": START, "lease_expires_at": until, "state": "{}", "errors": "[]"}
-    released = {**step, "lease_owner": None, "run_after": START + timedelta(seconds=5)}
+    # A timestamp with microseconds, in another zone, is stored exactly, as UTC (the batched statement
+    # carries it as microseconds since the epoch).
+    later = (START + timedelta(seconds=5, microseconds=123_457)).astimezone(timezone(timedelta(hours=8)))
+    released = {**step, "lease_owner": None, "run_after": later}
     with db.driver(write=True) as driver:
         held = engine_store.advance_many(
             driver,
@@ -160,7 +163,8 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
         rows = {r.task_id: r for r in conn.execute(select(tasks))}
     assert (rows["T-b0"].current_step, rows["T-b0"].lease_owner) == (1, "w1")
     assert (rows["T-b1"].current_step, rows["T-b1"].lease_owner) == (1, None)
-    assert rows["T-b1"].run_after == START + timedelta(seconds=5)
+    assert rows["T-b1"].run_after == later
+    assert (rows["T-b0"].updated_at, rows["T-b0"].lease_expires_at) == (START, until)
     assert rows["T-b2"].current_step == rows["T-b3"].current_step == 0
     progress = [e for e in _read(db, count=6) if e.kind == "progress"]
     assert sorted((e.task_id, e.current_step) for e in progress) == [("T-b0", 1), ("T-b1", 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -195,8 +195,7 @@ def _pg_many_sql(columns: tuple[str, ...]) -> str:
     kinds = ("bigint", "text", "integer", *(_PG_TYPES[name] for name in columns))
     names = ("seq", "owner", "token", *columns)
     fields = ", ".join(
-        f"r->>{n} AS {name}" if kind == "text" else f"(r->>{n})::{kind} AS {name}"
-        for n, (name, kind) in enumerate(zip(names, kinds, strict=True))
+        _pg_field(n, name, kind) for n, (name, kind) in enumerate(zip(names, kinds, strict=True))
     )
     assignments = ", ".join(f"{name} = v.{name}" for name in columns)
     returned = ", ".join(f"t.{name}" for name in _COPIED)
@@ -210,6 +209,16 @@ def _pg_many_sql(columns: tuple[str, ...]) -> str:
         f"SELECT {_TX}, ?, {copied}, updated_at FROM u) "
         f"SELECT u.seq, pg_notify('{EVENT_CHANNEL}', '') FROM u"
     )
+
+
+def _pg_field(n: int, name: str, kind: str) -> str:
+    """Element `n` of a row of the batched statement's JSON as the column `name`: a timestamp comes as
+    whole microseconds since the epoch (exact, and cheaper to make and to read than ISO text)."""
+    if kind == "text":
+        return f"r->>{n} AS {name}"
+    if kind == "timestamp":
+        return f"timestamp '1970-01-01' + (r->>{n})::bigint * interval '1 microsecond' AS {name}"
+    return f"(r->>{n})::{kind} AS {name}"
 
 
 def advance_many_with_events(
@@ -239,13 +248,17 @@ def advance_many_with_events(
     return held
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _json_value(value: Any) -> Any:
     """What the batched statement's JSON carries for a value json cannot encode itself: an aware
-    datetime as naive UTC ISO text (anything else is refused, as json would)."""
+    datetime as whole microseconds since the epoch (anything else is refused, as json would)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a hot statement")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        return (value - _EPOCH) // _MICROSECOND
     raise TypeError(f"not a value of a batched step: {type(value).__name__}")
 
 
