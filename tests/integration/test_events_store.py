@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta, timezone
 
 import pytest
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from hpcplane.domain.tasks import TaskType
 from hpcplane.store import engine as engine_store
@@ -239,6 +239,38 @@ def test_one_heartbeat_extends_every_lease_still_held_and_only_those(db: Databas
     with db.read() as conn:
         expiry = {r.task_id: r.lease_expires_at for r in conn.execute(select(tasks))}
     assert expiry == {"T-h0": later, "T-h1": until, "T-h2": later}
+
+
+@pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_heartbeat_skips_a_row_a_step_holds_locked(db: Database) -> None:
+    """A lease whose row a step's open transaction has locked is not waited for (the wait could deadlock
+    with that transaction, which locks its rows over several statements): the heartbeat extends the
+    others at once and leaves that one to the step; once the lock is gone, it extends it too."""
+    _account(db)
+    until = START + timedelta(seconds=30)
+    with db.write() as conn:
+        for n in range(2):
+            insert_task(conn, _task(f"T-l{n}", f"c-l{n}"), START)
+        a, b = sorted(
+            engine_store.claim(
+                conn, owner="w1", now=START, lease_until=until, limit=2, postgres=db.is_postgres
+            ),
+            key=lambda lease: lease.task_id,
+        )
+    later = until + timedelta(seconds=10)
+    asked = [(a.seq, a.token), (b.seq, b.token)]
+    with db.engine.connect() as step:
+        step.execute(update(tasks).where(tasks.c.seq == b.seq).values(current_step=1))  # held, uncommitted
+        began = time.monotonic()
+        with db.write() as conn:
+            assert engine_store.heartbeat(conn, asked, "w1", later) == [(a.seq, a.token)]
+        assert time.monotonic() - began < 1.0, "the heartbeat waited for the step's lock"
+        step.rollback()
+    with db.write() as conn:
+        assert engine_store.heartbeat(conn, asked, "w1", later) == asked
+    with db.read() as conn:
+        expiry = {r.task_id: r.lease_expires_at for r in conn.execute(select(tasks))}
+    assert expiry == {"T-l0": later, "T-l1": later}
 
 
 @pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

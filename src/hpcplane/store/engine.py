@@ -196,14 +196,20 @@ def heartbeat(
     conn: Connection, leases: list[tuple[int, int]], owner: str, until: datetime
 ) -> list[tuple[int, int]]:
     """Extend the leases (seq, token) this owner still holds, in one statement (a worker thread holds many
-    leases at once, Engine.run_many); returns those it still holds."""
+    leases at once, Engine.run_many); returns those it extended.
+
+    On PostgreSQL a row locked by a step's open transaction is skipped, not waited for: that step renews
+    the lease itself when it commits, and waiting could deadlock with it (the round's transaction locks
+    its rows over several statements, in another order), stalling both for `deadlock_timeout`."""
     if not leases:
         return []
+    held = tuple_(tasks.c.seq, tasks.c.lease_token).in_(leases)
+    mine = and_(held, tasks.c.lease_owner == owner)
+    if conn.dialect.name == "postgresql":
+        free = select(tasks.c.seq).where(mine).with_for_update(skip_locked=True)
+        mine = tasks.c.seq.in_(free.scalar_subquery())
     rows = conn.execute(
-        update(tasks)
-        .where(tuple_(tasks.c.seq, tasks.c.lease_token).in_(leases), tasks.c.lease_owner == owner)
-        .values(lease_expires_at=until)
-        .returning(tasks.c.seq, tasks.c.lease_token)
+        update(tasks).where(mine).values(lease_expires_at=until).returning(tasks.c.seq, tasks.c.lease_token)
     ).all()
     kept = {(row.seq, row.lease_token) for row in rows}
     return [lease for lease in leases if lease in kept]
