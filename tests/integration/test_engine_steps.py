@@ -576,10 +576,8 @@ def test_a_recorded_step_forgives_the_leases_lost_before_it(build: Build) -> Non
         stalled: (1, 1),
     }
     second.step_once(taken[progressing])  # one step recorded, its lease given back
-    assert (task_row(services, progressing).current_step, task_row(services, progressing).lost_streak) == (
-        1,
-        0,
-    )
+    row = task_row(services, progressing)
+    assert (row.current_step, row.lost_streak) == (1, 0)
     clock.advance(31)  # the lease on `stalled` expires too
     [again] = other_engine(services, "c", max_attempts=2).claim(2)  # a given-back lease is not lost
     assert (again.task_id, again.lost_attempts, again.lost_streak) == (progressing, 1, 0)

@@ -102,6 +102,7 @@ def claim(
     held = {row.seq for row in found if row.lease_owner is not None}
     if not seqs:
         return []
+    lost = case((tasks.c.lease_owner.is_(None), 0), else_=1)  # the lease it takes had expired
     rows = conn.execute(
         update(tasks)
         .where(tasks.c.seq.in_(seqs), _due(now))
@@ -109,8 +110,8 @@ def claim(
             lease_owner=owner,
             lease_token=tasks.c.lease_token + 1,
             lease_expires_at=lease_until,
-            lost_attempts=tasks.c.lost_attempts + case((tasks.c.lease_owner.is_(None), 0), else_=1),
-            lost_streak=tasks.c.lost_streak + case((tasks.c.lease_owner.is_(None), 0), else_=1),
+            lost_attempts=tasks.c.lost_attempts + lost,
+            lost_streak=tasks.c.lost_streak + lost,
         )
         .returning(*_LEASE_COLUMNS)
     ).all()
