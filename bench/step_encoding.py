@@ -1,4 +1,4 @@
-"""What a batched step's timestamps cost (store/events.py, `_json_value` and `_pg_field`): the ISO text
+"""What a batched step's timestamps cost (store/json_rows.py, `json_value` and `field`): the ISO text
 they were sent as before against the whole microseconds since the epoch they are sent as now, on both
 sides of the wire, in alternating repeats of one process.
 
@@ -21,7 +21,7 @@ import psycopg
 
 from bench.common import pg_reachable
 from bench.engine_steps import DEFAULT_PG_ADMIN
-from hpcplane.store.events import _json_value
+from hpcplane.store.json_rows import json_value
 
 _ROUND = 16  # steps a worker thread records together (engine/worker.py, CLAIM_BATCH)
 _VALUES = 1_000_000
@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     iso = micros = float("inf")
     for _ in range(2):  # alternating, so a drift of the machine's speed touches both alike
-        iso, micros = min(iso, worker_us_per_step(_iso)), min(micros, worker_us_per_step(_json_value))
+        iso, micros = min(iso, worker_us_per_step(_iso)), min(micros, worker_us_per_step(json_value))
     print(f"worker, json.dumps per step: ISO {iso:.2f} us, microseconds {micros:.2f} us")
     print(f"  ratio {micros / iso:.2f}, {iso - micros:.2f} us a step saved")
     why = pg_reachable(args.pg_admin)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from hpcplane import metrics
 from hpcplane.engine import acts, steps
+from hpcplane.store import cluster_logs
 from hpcplane.store import engine as store
 from hpcplane.store.db import Database, Driver
 from hpcplane.store.engine import Lease
@@ -45,6 +46,11 @@ class Step:
     @property
     def ends(self) -> bool:
         return self.ctx is not None and self.ctx.finished is not None
+
+    @property
+    def lines(self) -> list[cluster_logs.Line]:
+        """Its ListClusterLogs lines, to be written with its record (only if its fence held)."""
+        return self.ctx.lines if self.ctx is not None else []
 
     def undo(self) -> None:
         """The task's state as it was before the step."""
@@ -99,8 +105,9 @@ class Writes:
 
     def record(self, owner: str, applied: list[Step], deferred: list[Step]) -> set[int]:
         """The fenced UPDATEs (and events) of the steps with effects, then of those without in one
-        statement (advance_many); raises Refused if any step with effects lost its lease, and returns
-        the seqs of the steps without effects whose lease held (the others are simply not written)."""
+        statement (advance_many), then the log lines of every step recorded, in one statement; raises
+        Refused if any step with effects lost its lease, and returns the seqs of the steps without
+        effects whose lease held (the others, and their lines, are simply not written)."""
         driver = Driver.within(self.conn())
         checks = [store.send_advance(driver, step.lease, owner, step.values) for step in applied]
         held = (
@@ -110,4 +117,30 @@ class Writes:
         self._sync()
         if not all(check() for check in checks):
             raise Refused()
+        recorded = [*applied, *(d for d in deferred if d.lease.seq in held)]
+        cluster_logs.append_many(driver, [line for step in recorded for line in step.lines])
         return held
+
+
+def advance(driver: Driver, owner: str, step: Step) -> bool:
+    """store.advance on an autocommit driver, with the step's log lines in the same transaction if it
+    held (a transaction of its own only when there are lines)."""
+    if not step.lines:
+        return store.advance(driver, step.lease, owner, step.values)
+    with driver.atomic():
+        held = store.advance(driver, step.lease, owner, step.values)
+        if held:
+            cluster_logs.append_many(driver, step.lines)
+    return held
+
+
+def advance_many(driver: Driver, owner: str, batch: list[Step]) -> set[int]:
+    """store.advance_many on an autocommit driver, with the log lines of the steps whose fence held in
+    the same transaction (a transaction of its own only when there are lines)."""
+    rows = [(step.lease, step.values) for step in batch]
+    if not any(step.lines for step in batch):
+        return store.advance_many(driver, owner, rows)
+    with driver.atomic():
+        held = store.advance_many(driver, owner, rows)
+        cluster_logs.append_many(driver, [line for s in batch if s.lease.seq in held for line in s.lines])
+    return held

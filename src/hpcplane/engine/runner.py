@@ -21,6 +21,7 @@ from hpcplane.domain.tasks import TaskStatus
 from hpcplane.engine import acts, rounds, steps
 from hpcplane.engine.rounds import Step
 from hpcplane.providers.base import Provider
+from hpcplane.store import cluster_logs
 from hpcplane.store import control as control_store
 from hpcplane.store import engine as store
 from hpcplane.store.db import Database, Driver
@@ -202,7 +203,8 @@ class Engine:
                     finally:
                         structlog.contextvars.unbind_contextvars("task_id")
                     (applied if step.wrote or step.ends else deferred).append(step)
-                held = writes.record(self.owner, applied, deferred) if applied else set()
+                logged = any(step.lines for step in deferred)
+                held = writes.record(self.owner, applied, deferred) if applied or logged else set()
         except Exception as error:
             log.info(
                 "a round's steps could not be recorded together; recording each alone", cause=repr(error)
@@ -210,7 +212,7 @@ class Engine:
             for step in live:
                 step.undo()
             return self._alone(live)
-        if not applied:
+        if not applied and not logged:
             return self._record(deferred)  # nothing written: the steps without effects, one statement
         going = [step.lease for step in applied if self._recorded(step)]
         return going + self._kept(deferred, held)
@@ -258,7 +260,7 @@ class Engine:
                 with self.db.driver(
                     write=True, deadline=min(self.lease_end(s.lease) for s in batch)
                 ) as driver:
-                    held = store.advance_many(driver, self.owner, [(s.lease, s.values) for s in batch])
+                    held = rounds.advance_many(driver, self.owner, batch)
                 break
             except DbError as error:
                 if time.monotonic() + pause > deadline:
@@ -337,7 +339,7 @@ class Engine:
                     held = False
             else:
                 with self.db.driver(write=True, deadline=deadline) as driver:
-                    held = store.advance(driver, lease, self.owner, step.values)
+                    held = rounds.advance(driver, self.owner, step)
             if not held:
                 step.undo()
                 raise LeaseLost()  # rolls the step's effects back with it
@@ -410,6 +412,7 @@ class Engine:
                 now = self.clock.now()
                 ctx = steps.StepContext(lambda: conn, lease, lease.current_step, now, self.provider, errors)
                 steps.finish(ctx, failed=True)
+                cluster_logs.append_many(Driver.within(conn), ctx.lines)  # rolled back if not ok
                 ok = store.advance(
                     Driver.within(conn),
                     lease,

@@ -67,6 +67,7 @@ class StepContext:
     finished: TaskStatus | None = None
     result: dict[str, Any] = field(default_factory=dict)
     state_changed: bool = False  # set_state was called: the step's UPDATE writes the task's state
+    lines: list[cluster_logs.Line] = field(default_factory=list)  # its ListClusterLogs lines (log())
 
     def set_state(self, key: str, value: Any) -> None:
         """Change the task's state (kept with its row): steps change it only through here."""
@@ -91,9 +92,11 @@ class StepContext:
         return list(self.lease.state.get("failed", []))
 
     def log(self, level: str, message: str) -> None:
-        """One ListClusterLogs line for this task's cluster, written in the step's transaction."""
+        """One ListClusterLogs line for this task's cluster. It opens no transaction: whoever records the
+        step writes its lines in the step's own transaction, and only if the step's fence held
+        (cluster_logs.append_many, one statement for a whole round's lines)."""
         operation = OPERATION_NAMES[self.lease.task_type]
-        cluster_logs.append(self.conn, self.lease.cluster_id, operation, level, message, self.now)
+        self.lines.append((self.lease.cluster_id, operation, level, message, self.now))
 
 
 def apply(ctx: StepContext) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, select
 
+from hpcplane.store import json_rows
 from hpcplane.store.db import Driver
 from hpcplane.store.paging import counted_page
 from hpcplane.store.tables import cluster_logs
@@ -29,9 +31,26 @@ _APPEND = (
 )
 
 
-def append(conn: Connection, cluster_id: str, operation: str, level: str, message: str, at: datetime) -> None:
-    """One line, in the caller's transaction (straight to the driver: the engine's steps write these)."""
-    Driver.within(conn).execute(_APPEND, [cluster_id, operation, level, message[:MESSAGE_WIDTH], at])
+# (cluster_id, operation, level, message, created_at): one line as append_many takes it.
+Line = tuple[str, str, str, str, datetime]
+
+_PG_APPEND_MANY = (
+    "INSERT INTO cluster_logs (cluster_id, operation, level, message, created_at) "
+    "SELECT r->>0, r->>1, r->>2, r->>3, timestamp '1970-01-01' + (r->>4)::bigint * interval '1 microsecond' "
+    "FROM json_array_elements(?::json) WITH ORDINALITY AS e(r, ord) ORDER BY ord"
+)
+
+
+def append_many(driver: Driver, lines: Sequence[Line]) -> None:
+    """Lines in the order given (their ids follow it), in the driver's transaction: the engine writes a
+    round's lines this way, one statement on PostgreSQL (store/json_rows.py)."""
+    if not lines:
+        return
+    rows = [(c, o, level, message[:MESSAGE_WIDTH], at) for c, o, level, message, at in lines]
+    if driver.is_sqlite:
+        driver.executemany(_APPEND, rows)
+    else:
+        driver.execute(_PG_APPEND_MANY, [json_rows.encode(rows)])
 
 
 def page(conn: Connection, cluster_id: str, *, offset: int, limit: int) -> tuple[list[LogLine], int]:

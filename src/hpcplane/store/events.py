@@ -8,15 +8,15 @@ every running one, so an event committed late is never skipped by a reader that 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, text
 
+from hpcplane.store import json_rows
 from hpcplane.store.db import Driver
 from hpcplane.store.tables import task_events, tasks
 
@@ -186,16 +186,14 @@ _PG_TYPES = {
 @lru_cache(maxsize=16)
 def _pg_many_sql(columns: tuple[str, ...]) -> str:
     """Many tasks' fenced step UPDATEs, their events and one NOTIFY as one statement: the rows come as one
-    JSON array of arrays (seq, owner, token, then `columns`), one statement text whatever the number of
-    rows, so it is prepared once; one json.dumps costs the worker less than binding a typed array per
-    column (psycopg's array dumper escapes each text in Python)."""
+    JSON array of arrays (seq, owner, token, then `columns`; store/json_rows.py)."""
     unknown = set(columns) - set(_PG_TYPES)
     if unknown:
         raise ValueError(f"not columns a batched step sets: {sorted(unknown)}")
     kinds = ("bigint", "text", "integer", *(_PG_TYPES[name] for name in columns))
     names = ("seq", "owner", "token", *columns)
     fields = ", ".join(
-        _pg_field(n, name, kind) for n, (name, kind) in enumerate(zip(names, kinds, strict=True))
+        json_rows.field(n, name, kind) for n, (name, kind) in enumerate(zip(names, kinds, strict=True))
     )
     assignments = ", ".join(f"{name} = v.{name}" for name in columns)
     returned = ", ".join(f"t.{name}" for name in _COPIED)
@@ -211,16 +209,6 @@ def _pg_many_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-def _pg_field(n: int, name: str, kind: str) -> str:
-    """Element `n` of a row of the batched statement's JSON as the column `name`: a timestamp comes as
-    whole microseconds since the epoch (exact, and cheaper to make and to read than ISO text)."""
-    if kind == "text":
-        return f"r->>{n} AS {name}"
-    if kind == "timestamp":
-        return f"timestamp '1970-01-01' + (r->>{n})::bigint * interval '1 microsecond' AS {name}"
-    return f"(r->>{n})::{kind} AS {name}"
-
-
 def advance_many_with_events(
     driver: Driver,
     update_sql: str,
@@ -234,10 +222,7 @@ def advance_many_with_events(
     PostgreSQL: one statement (the NOTIFY is sent once per transaction). SQLite: one transaction of
     `update_sql` and the event's INSERT ... SELECT per row."""
     if not driver.is_sqlite:
-        # Only a datetime needs converting: json's C encoder calls back for it alone (`default`).
-        encoded = json.dumps(
-            [[*fence, *params] for params, fence in rows], separators=(",", ":"), default=_json_value
-        )
+        encoded = json_rows.encode([[*fence, *params] for params, fence in rows])
         return {row[0] for row in driver.execute(_pg_many_sql(columns), [encoded, kind]).fetchall()}
     held = set()
     with driver.transaction():
@@ -246,20 +231,6 @@ def advance_many_with_events(
                 driver.execute(_SQLITE_COPY, [kind, fence[0]])
                 held.add(fence[0])
     return held
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _json_value(value: Any) -> Any:
-    """What the batched statement's JSON carries for a value json cannot encode itself: an aware
-    datetime as whole microseconds since the epoch (anything else is refused, as json would)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a hot statement")
-        return (value - _EPOCH) // _MICROSECOND
-    raise TypeError(f"not a value of a batched step: {type(value).__name__}")
 
 
 _READ_COLUMNS = f"tx, id, kind, {', '.join(_COPIED)}, at"
