@@ -213,12 +213,11 @@ def finish(ctx: StepContext, *, failed: bool) -> None:
         status = TaskStatus.PARTIAL_FAIL
     else:
         status = TaskStatus.SUCCESS
-    live = store.cluster_nodes(ctx.conn, ctx.lease.cluster_id, targets)
+    live = store.release_nodes(ctx.conn, ctx.lease.cluster_id, targets)  # read and freed at once
     if failed:
         target = NODE_TARGET[task_type]
         unfinished = [n["id"] for n in live if target is None or n["status"] != target.value]
         store.update_nodes(ctx.conn, unfinished, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
-    store.update_nodes(ctx.conn, [n["id"] for n in live], task_id=None)
     cluster_values: dict[str, Any] = {"updated_at": ctx.now}
     if task_type in CLUSTER_AFTER:
         cluster_values["task_id"] = None

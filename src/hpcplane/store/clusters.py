@@ -47,6 +47,7 @@ _NODE_COLUMNS = tuple(nodes.c.keys())
 _NODE_TIMES = frozenset(name for name in _NODE_COLUMNS if isinstance(nodes.c[name].type, UtcDateTime))
 _NODES_SQL = f"SELECT {', '.join(_NODE_COLUMNS)} FROM nodes WHERE cluster_id = ? AND deleted_at IS NULL"  # noqa: S608 (constant names)
 _NODES_ORDER = " ORDER BY created_at, hostname"
+_RELEASE_SQL = "UPDATE nodes SET task_id = NULL WHERE cluster_id = ? AND deleted_at IS NULL"
 
 
 def cluster_nodes(
@@ -64,14 +65,34 @@ def node_rows(driver: Driver, cluster_id: str, node_ids: list[str] | None = None
     if node_ids is not None:
         sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"
         params += _ids(driver, node_ids)
+    return _nodes(driver.execute(sql + _NODES_ORDER, params).fetchall())
+
+
+def _nodes(rows: list[Any]) -> list[dict[str, Any]]:
     found = []
-    for row in driver.execute(sql + _NODES_ORDER, params).fetchall():
+    for row in rows:
         node = dict(zip(_NODE_COLUMNS, row, strict=True))
         for name in _NODE_TIMES:
             node[name] = Driver.time(node[name])
         node["expired"] = bool(node["expired"])
         found.append(node)
     return found
+
+
+def release_nodes(
+    conn: Connection, cluster_id: str, node_ids: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """`cluster_nodes`, their task lock released (task_id cleared) in the same statement: an operation's
+    end reads the nodes it held and frees them in one round trip. The rows as they are after it."""
+    if node_ids is not None and not node_ids:
+        return []
+    driver = Driver.within(conn)
+    sql, params = _RELEASE_SQL, [cluster_id]
+    if node_ids is not None:
+        sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"
+        params += _ids(driver, node_ids)
+    found = _nodes(driver.execute(f"{sql} RETURNING {', '.join(_NODE_COLUMNS)}", params).fetchall())
+    return sorted(found, key=lambda node: (node["created_at"], node["hostname"]))
 
 
 def update_cluster(conn: Connection, cluster_id: str, **values: Any) -> None:
