@@ -34,9 +34,16 @@ _APPEND = (
 # (cluster_id, operation, level, message, created_at): one line as append_many takes it.
 Line = tuple[str, str, str, str, datetime]
 
+_COLUMNS = (
+    ("cluster_id", "text"),
+    ("operation", "text"),
+    ("level", "text"),
+    ("message", "text"),
+    ("created_at", "timestamp"),
+)
 _PG_APPEND_MANY = (
-    "INSERT INTO cluster_logs (cluster_id, operation, level, message, created_at) "
-    "SELECT r->>0, r->>1, r->>2, r->>3, timestamp '1970-01-01' + (r->>4)::bigint * interval '1 microsecond' "
+    f"INSERT INTO cluster_logs ({', '.join(name for name, _ in _COLUMNS)}) "  # noqa: S608 (constant names)
+    f"SELECT {', '.join(json_rows.field(n, name, kind) for n, (name, kind) in enumerate(_COLUMNS))} "
     "FROM json_array_elements(?::json) WITH ORDINALITY AS e(r, ord) ORDER BY ord"
 )
 

@@ -32,11 +32,11 @@ def encode(rows: Sequence[Sequence[Any]]) -> str:
     return json.dumps(rows, separators=(",", ":"), default=json_value)
 
 
-def field(n: int, name: str, kind: str, row: str = "r") -> str:
-    """Element `n` of a JSON row (`row`, an element of json_array_elements) as the column `name` of
+def field(n: int, name: str, kind: str) -> str:
+    """Element `n` of a JSON row (`r`, an element of json_array_elements) as the column `name` of
     PostgreSQL type `kind`."""
     if kind == "text":
-        return f"{row}->>{n} AS {name}"
+        return f"r->>{n} AS {name}"
     if kind == "timestamp":
-        return f"timestamp '1970-01-01' + ({row}->>{n})::bigint * interval '1 microsecond' AS {name}"
-    return f"({row}->>{n})::{kind} AS {name}"
+        return f"timestamp '1970-01-01' + (r->>{n})::bigint * interval '1 microsecond' AS {name}"
+    return f"(r->>{n})::{kind} AS {name}"
