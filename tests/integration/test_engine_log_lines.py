@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from hpcplane.domain.tasks import TaskType
-from hpcplane.engine.runner import Engine
 from hpcplane.providers.faults import parse_faults
 from hpcplane.store import cluster_logs
 from hpcplane.store.db import Driver
 from hpcplane.store.tables import cluster_logs as cluster_logs_table
-from hpcplane.wiring import Services
 from tests.integration.conftest import FakeClock
+from tests.integration.test_engine_outcomes import logs
 from tests.integration.test_engine_steps import (
     BrokenCloud,
     Build,
@@ -31,17 +30,6 @@ from tests.integration.test_engine_steps import (
 )
 
 __all__ = ["build"]  # the fixture, shared with test_engine_steps
-
-
-def lines(services: Services, cluster_id: str) -> list[tuple[str, str]]:
-    """The cluster's (level, message) lines in the order they were written."""
-    with services.db.read() as conn:
-        rows = conn.execute(
-            select(cluster_logs_table.c.level, cluster_logs_table.c.message)
-            .where(cluster_logs_table.c.cluster_id == cluster_id)
-            .order_by(cluster_logs_table.c.id)
-        ).all()
-    return [(row.level, row.message) for row in rows]
 
 
 def stopped(task_id: str) -> list[tuple[str, str]]:
@@ -71,26 +59,18 @@ def test_a_step_refused_at_its_rounds_end_leaves_no_line(build: Build) -> None:
 
     # Readings: the claim, then one per step: the 4th is the last task's first step, after the first
     # task's first step was run and deferred to the round's end.
-    first_engine = Engine(
-        services.db,
-        services.engine.provider,
-        _TakeoverClock(4, takeover),
-        owner="a",
-        lease_seconds=30.0,
-        max_attempts=3,
-        max_step_seconds=600.0,
-    )
+    first_engine = other_engine(services, "a", clock=_TakeoverClock(4, takeover))
     leases = first_engine.claim(3)
     victim.append(leases[0].task_id)
     first_engine.run_many(leases)
     assert len(taken) == 1
     victim_cluster = clusters[task_ids.index(victim[0])]
-    assert lines(services, victim_cluster) == []
+    assert logs(services, victim_cluster) == []
     assert (task_row(services, victim[0]).current_step, task_row(services, victim[0]).lease_owner) == (0, "b")
     second_engine.run_many(taken)
     for task_id, cluster_id in zip(task_ids, clusters, strict=True):
         assert task_row(services, task_id).status == "Success"
-        assert lines(services, cluster_id) == stopped(task_id), task_id
+        assert logs(services, cluster_id) == stopped(task_id), task_id
 
 
 def test_each_way_of_recording_a_step_writes_its_lines_once(build: Build) -> None:
@@ -106,14 +86,14 @@ def test_each_way_of_recording_a_step_writes_its_lines_once(build: Build) -> Non
     services.engine.run(by_task[alone_task])
     services.engine.run_many([by_task[failed_task]])
     message = "An error occurred while calling the ECS API operation (step 2)."
-    assert lines(services, failed) == [
+    assert logs(services, failed) == [
         ("info", f"Task {failed_task} started (35 steps)."),
         ("error", f"Step 2 (stop-jobs): {message}"),
         ("error", f"Task {failed_task} ended Failed."),
     ]
     # fail_step applies to every StopCluster: the one run alone failed the same way.
-    assert lines(services, alone)[-1] == ("error", f"Task {alone_task} ended Failed.")
-    assert len(lines(services, alone)) == 3
+    assert logs(services, alone)[-1] == ("error", f"Task {alone_task} ended Failed.")
+    assert len(logs(services, alone)) == 3
 
     broken_cluster = seeded(services, who)
     target = hosts(services, broken_cluster)["compute0"].id
@@ -121,19 +101,11 @@ def test_each_way_of_recording_a_step_writes_its_lines_once(build: Build) -> Non
     broken = BrokenCloud(
         services.clock, step_seconds=0, jitter=0, capacity=10, seed=0, faults=parse_faults("")
     )
-    engine = Engine(
-        services.db,
-        broken,
-        services.clock,
-        owner="x",
-        lease_seconds=30.0,
-        max_attempts=3,
-        max_step_seconds=600.0,
-    )
+    engine = other_engine(services, "x", provider=broken)
     [lease] = engine.claim()
     engine.run(lease)
     assert task_row(services, broken_task).status == "Failed"
-    assert lines(services, broken_cluster)[-1] == ("error", f"Task {broken_task} ended Failed.")
+    assert logs(services, broken_cluster)[-1] == ("error", f"Task {broken_task} ended Failed.")
 
 
 def test_append_many_keeps_the_order_given_and_cuts_long_messages(build: Build) -> None:

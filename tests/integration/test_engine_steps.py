@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Connection, select
 
 from hpcplane import ids, metrics
+from hpcplane.clock import Clock
 from hpcplane.config import Settings
 from hpcplane.domain.accounts import Principal
 from hpcplane.domain.plans import base, plan_for
@@ -24,6 +25,7 @@ from hpcplane.domain.resources import Role
 from hpcplane.domain.tasks import TaskType
 from hpcplane.engine.runner import Engine
 from hpcplane.engine.steps import NODE_STEP
+from hpcplane.providers.base import Provider
 from hpcplane.providers.faults import parse_faults
 from hpcplane.providers.simulated import SimulatedCloud
 from hpcplane.services.clusters import seed_cluster
@@ -383,11 +385,19 @@ def test_add_nodes_beyond_capacity_fails_at_the_quota_check(build: Build) -> Non
 # --- leases --------------------------------------------------------------------------------------
 
 
-def other_engine(services: Services, owner: str, max_attempts: int = 3) -> Engine:
+def other_engine(
+    services: Services,
+    owner: str,
+    max_attempts: int = 3,
+    *,
+    clock: Clock | None = None,
+    provider: Provider | None = None,
+) -> Engine:
+    """Another engine on the same store (by default the same provider and clock), 30 s leases."""
     return Engine(
         services.db,
-        services.engine.provider,
-        services.clock,
+        provider or services.engine.provider,
+        clock or services.clock,
         owner=owner,
         lease_seconds=30.0,
         max_attempts=max_attempts,
@@ -494,16 +504,7 @@ def test_a_step_recorded_with_its_round_is_refused_alone_when_its_lease_was_take
     victim: list[str] = []
     # Readings: the claim, then one per step; the 7th is the round-2 step of the batch's last task, after
     # the first task's round-2 step (no effect) was run and deferred.
-    clock = _TakeoverClock(7, takeover)
-    first_engine = Engine(
-        services.db,
-        services.engine.provider,
-        clock,
-        owner="a",
-        lease_seconds=30.0,
-        max_attempts=3,
-        max_step_seconds=600.0,
-    )
+    first_engine = other_engine(services, "a", clock=_TakeoverClock(7, takeover))
     leases = first_engine.claim(3)
     victim.append(leases[0].task_id)
     counted = metrics.get().steps.labels(TaskType.STOP_CLUSTER.value)
@@ -612,15 +613,7 @@ def test_unexpected_error_in_a_step_fails_the_task_as_unknown_error(build: Build
     broken = BrokenCloud(
         services.clock, step_seconds=0, jitter=0, capacity=10, seed=0, faults=parse_faults("")
     )
-    engine = Engine(
-        services.db,
-        broken,
-        services.clock,
-        owner="broken",
-        lease_seconds=30.0,
-        max_attempts=3,
-        max_step_seconds=600.0,
-    )
+    engine = other_engine(services, "broken", provider=broken)
     [lease] = engine.claim()
     engine.run(lease)
     row = task_row(services, task_id)
