@@ -9,10 +9,12 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from hpcplane.domain.errors import DbError
 from hpcplane.store.db import Database
 from tests.support.backends import PgDatabases
+from tests.support.pathproxy import PathProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -134,6 +136,38 @@ def test_a_reader_the_server_ended_costs_no_failed_call_after_an_idle_second(
     terminate(db, pid)
     clock.now += 2
     assert backend_pid(db) != pid
+
+
+def test_the_ping_of_an_idle_reader_is_cut_at_the_deadline_on_a_frozen_path(url: str, clock: Clock) -> None:
+    """A reader idle for over a second is pinged before its next call: on a path that stopped answering
+    that ping is cut at the call's deadline like any statement, the call answers DbError while the path
+    is still frozen, and the next call after the path came back works."""
+    target = make_url(url)
+    with PathProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
+        with make(proxied, clock, timeout=1.0) as db:
+            backend_pid(db)  # one reader, kept
+            proxy.freeze()
+            clock.now += 2  # idle for over a second: the next call pings it first
+            errors: list[BaseException] = []
+
+            def read(db: Database = db, errors: list[BaseException] = errors) -> None:
+                try:
+                    backend_pid(db)
+                except BaseException as error:
+                    errors.append(error)
+
+            thread = threading.Thread(target=read)
+            began = time.monotonic()
+            thread.start()
+            thread.join(timeout=5)
+            took = time.monotonic() - began
+            proxy.thaw()  # (a ping left waiting ends now, so the thread does too)
+            thread.join(timeout=5)
+            assert took < 1.9, "the ping waited past the call's deadline"
+            assert len(errors) == 1
+            assert isinstance(errors[0], DbError)
+            assert backend_pid(db) > 0
 
 
 def test_a_reader_that_fails_is_thrown_away(db: Database) -> None:

@@ -91,12 +91,24 @@ class Readers:
                     reader = self._open(deadline)
             if reader is None:
                 return None
-        elif self._monotonic() - reader.used_at > self._ping_seconds and not reader.alive():
-            self.discard(reader)
+        elif self._monotonic() - reader.used_at > self._ping_seconds and not self._alive(reader, deadline):
             reader = self._open(deadline)
             if reader is None:
                 return None
         return Use(self, reader, deadline)
+
+    def _alive(self, reader: Reader, deadline: float | None) -> bool:
+        """Ping a reader idle for over `ping_seconds`, under the call's deadline like any statement (the
+        watchdog cuts it if the path froze); a dead one is thrown away. A ping cut at its deadline means
+        the store does not answer: DbError then, rather than a new connection's wait on top."""
+        with self.deadlines.call(deadline, slot=False) as call:
+            self.deadlines.attach(reader.connection)
+            alive = reader.alive()
+        if not alive:
+            self.discard(reader)
+            if call.fired:
+                raise DbError() from TimeoutError("a kept reader's ping passed the call's deadline")
+        return alive
 
     def _take(self) -> Reader | None:
         now = self._monotonic()
