@@ -149,6 +149,23 @@ class Driver:
         finally:
             cursor.close()
 
+    def script(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
+        """PostgreSQL, outside any transaction (`Database.driver()`): statements separated by `;`, their
+        values bound by psycopg on the client side, sent as one simple query. The server runs them as one
+        implicit transaction, committed when the last one ends and rolled back as a whole if one fails,
+        in one round trip and never idle in between; each statement still takes its own snapshot. The
+        cursor is left on the last statement's result."""
+        connection = self._connection
+        if self.is_sqlite or not connection.autocommit or connection.info.transaction_status != _IDLE:
+            raise RuntimeError("Driver.script needs PostgreSQL outside a transaction")
+        if self._deadlines is not None:
+            self._deadlines.touch()
+        cursor = psycopg.ClientCursor(connection)
+        cursor.execute(_pyformat(sql), [_bind(v, False) for v in params])
+        while cursor.nextset():
+            pass
+        return cursor
+
     @staticmethod
     def time(value: Any) -> datetime | None:
         """A time read from a UtcDateTime column, as an aware UTC datetime."""
@@ -160,6 +177,7 @@ class Driver:
 
 
 _PYFORMAT: dict[str, str] = {}
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 # Each server engine's deadlines, for the statements run on its bare connections (Driver.within).
 _DEADLINES: weakref.WeakKeyDictionary[Engine, Deadlines] = weakref.WeakKeyDictionary()
 # The engines whose connections may pipeline (PostgreSQL not behind a transaction pooler), and the driver
