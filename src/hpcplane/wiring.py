@@ -233,6 +233,7 @@ def build_services(
             max_overflow=0,
             engine_role=True,
             limits=session_limits(settings, "engine"),
+            readers=None,  # the steps' standalone statements on kept connections (store/readers.py)
         )
         if db.is_postgres
         else db

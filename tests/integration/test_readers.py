@@ -6,13 +6,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import make_url
 
+from hpcplane.config import Settings
 from hpcplane.domain.errors import DbError
 from hpcplane.store.db import Database
+from hpcplane.wiring import build_services
 from tests.support.backends import PgDatabases
 from tests.support.pathproxy import PathProxy
 
@@ -86,6 +89,57 @@ def test_reads_reuse_one_kept_connection_in_autocommit(db: Database) -> None:
     assert second > first
     assert db._readers is not None
     assert db._readers.count == 1
+
+
+def insert_twice(db: Database) -> None:
+    """Row 2, then row 1 again (a unique violation), in one atomic block."""
+    with db.driver(write=True) as driver, driver.atomic():
+        driver.execute("INSERT INTO kept_writes VALUES (2)")
+        driver.execute("INSERT INTO kept_writes VALUES (1)")
+
+
+def test_standalone_writes_run_on_the_kept_connections_and_commit_each(db: Database) -> None:
+    """driver(write=True) on PostgreSQL is a kept connection too: the same session as the reads, each
+    statement committed on its own (seen at once by another session), an atomic block as one
+    transaction, rolled back as a whole when it fails, the connection left usable."""
+    pid = backend_pid(db)
+    with db.driver(write=True) as driver:
+        assert driver.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+        driver.execute("CREATE TABLE kept_writes (n integer PRIMARY KEY)")
+        driver.execute("INSERT INTO kept_writes VALUES (1)")
+    admin = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as other:
+        assert other.execute("SELECT n FROM kept_writes").fetchall() == [(1,)]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            insert_twice(db)
+        assert other.execute("SELECT n FROM kept_writes").fetchall() == [(1,)]
+    with db.driver(write=True) as driver:
+        assert driver.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+        assert driver.execute("SELECT count(*) FROM kept_writes").fetchone()[0] == 1
+    assert db._readers is not None
+    assert db._readers.count == 1
+
+
+def test_the_engine_pool_keeps_connections_within_its_budget(
+    pg_databases: PgDatabases, tmp_path: Path
+) -> None:
+    """The task engine's Database (wiring) keeps connections for its standalone statements, no more
+    than its pool of worker threads + 2."""
+    settings = Settings(home=tmp_path, database_url=pg_databases.create(), redis_url=None)
+    services = build_services(settings)
+    try:
+        engine_db = services.engine.db
+        assert engine_db is not services.db
+        assert engine_db._readers is not None
+        assert engine_db._readers.limit == engine_db.budget == settings.worker_concurrency + 2
+        with engine_db.driver(write=True) as a, engine_db.driver() as b:
+            assert (
+                a.execute("SELECT pg_backend_pid()").fetchone()
+                != b.execute("SELECT pg_backend_pid()").fetchone()
+            )
+        assert engine_db._readers.count == 2
+    finally:
+        services.close()
 
 
 def test_concurrent_reads_open_at_most_the_limit(url: str, clock: Clock) -> None:

@@ -260,8 +260,8 @@ class Database:
         overflow: twice the pool); a call that finds them all in use waits until its deadline, then
         answers DbError. `monotonic`: the clock that says how long a pooled connection sat idle (tests
         move their own). `readers`: on PostgreSQL, up to that many of the pool's connections kept for
-        `driver()`'s reads between calls (store/readers.py), within the same budget (None: as many as
-        the budget)."""
+        `driver()`'s calls, reads and standalone writes, between calls (store/readers.py), within the
+        same budget (None: as many as the budget)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -342,12 +342,14 @@ class Database:
         """The bare connection in autocommit mode (see Driver); `write` queues on SQLite's single writer.
 
         A read on SQLite is this thread's own connection, through a plain context manager object: the
-        generator-based one below costs more than the indexed read it wraps."""
+        generator-based one below costs more than the indexed read it wraps. On PostgreSQL a read or a
+        write is a kept connection when the Database keeps them (`readers`): each statement stands alone
+        on it as on a pooled one, without the pool's checkout and checkin."""
         if not write and self._threads is not None:
             own = self._threads.reader()
             if own is not None:
                 return own
-        if not write and self._readers is not None:
+        if self._readers is not None:  # PostgreSQL: a kept connection, for a read or a standalone write
             kept = self._readers.use(deadline)
             if kept is not None:
                 return kept
