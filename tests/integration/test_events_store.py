@@ -173,10 +173,10 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
 def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(
     db: Database, request: pytest.FixtureRequest
 ) -> None:
-    """send_advance inside Driver.pipeline (the round's transaction, engine/rounds.py): each step's fence is
-    checked on its own once the pipeline is synced (the held one recorded with its event, the other owner's
-    refused); on PostgreSQL a SQLAlchemy statement inside the pipeline is refused (its answer would read as
-    empty), and the transaction rolls back with it."""
+    """advance_many inside Driver.pipeline (the round's transaction, engine/rounds.py): each step's fence is
+    checked on its own (the held one recorded with its event, the other owner's refused); on PostgreSQL a
+    SQLAlchemy statement inside the pipeline is refused (its answer would read as empty), and the
+    transaction rolls back with it."""
     _account(db)
     until = START + timedelta(seconds=30)
     with db.write() as conn:
@@ -194,10 +194,11 @@ def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(
         driver = Driver.within(conn)
         assert driver.pipelines == db.is_postgres
         with driver.pipeline() as sync:
-            held = engine_store.send_advance(driver, lease, "w1", step)
-            refused = engine_store.send_advance(driver, lease, "w-other", {**step, "current_step": 2})
+            assert engine_store.advance_many(driver, "w1", [(lease, step)]) == {lease.seq}
+            assert (
+                engine_store.advance_many(driver, "w-other", [(lease, {**step, "current_step": 2})]) == set()
+            )
             sync()
-            assert (held(), refused()) == (True, False)
     assert [(e.kind, e.current_step) for e in _read(db, cluster_id="c-p", count=2)] == [
         ("created", 0), ("progress", 1),
     ]  # fmt: skip
@@ -207,13 +208,67 @@ def test_steps_sent_in_a_pipeline_are_fenced_each_and_known_after_the_sync(
             with db.write() as conn:
                 driver = Driver.within(conn)
                 with driver.pipeline():
-                    engine_store.send_advance(driver, lease, "w1", {**step, "current_step": 2})
+                    engine_store.advance_many(driver, "w1", [(lease, {**step, "current_step": 2})])
                     conn.execute(select(tasks.c.seq))
 
         with pytest.raises(RuntimeError, match="pipelined"):
             core_in_pipeline()
         with db.read() as conn:
             assert conn.execute(select(tasks.c.current_step)).scalar_one() == 1
+
+
+def test_last_steps_are_recorded_in_a_batch_with_their_effects_and_an_ended_event(db: Database) -> None:
+    """advance_many with `ends` (the round's transaction, engine/rounds.py): a task's last step among
+    others' progress, each fenced on its own lease, the ended one with its status, Result and end time
+    and an "ended" event, the other a "progress" one; a taken-over lease's last step writes nothing."""
+    _account(db)
+    until = START + timedelta(seconds=30)
+    with db.write() as conn:
+        for n in range(3):
+            insert_task(conn, _task(f"T-e{n}", f"c-e{n}"), START)
+        a, b, c = sorted(
+            engine_store.claim(
+                conn, owner="w1", now=START, lease_until=until, limit=3, postgres=db.is_postgres
+            ),
+            key=lambda lease: lease.task_id,
+        )
+    ended = START + timedelta(seconds=2, microseconds=7)
+    last = {
+        "current_step": 1,
+        "updated_at": ended,
+        "lease_expires_at": until,
+        "status": "Success",
+        "finished_at": ended,
+        "result": '{"Instances":[]}',
+        "lease_owner": None,
+        "run_after": None,
+    }
+    going = {"current_step": 1, "updated_at": START, "lease_expires_at": until, "state": '{"k":1}'}
+    taken = dataclasses.replace(c, token=c.token + 1)
+    with db.write() as conn:
+        driver = Driver.within(conn)
+        held = engine_store.advance_many(driver, "w1", [(a, last), (b, going), (taken, last)], ends=True)
+    assert held == {a.seq, b.seq}
+    with db.read() as conn:
+        rows = {r.task_id: r for r in conn.execute(select(tasks))}
+    assert (rows["T-e0"].status, rows["T-e0"].finished_at, rows["T-e0"].result) == (
+        "Success",
+        ended,
+        '{"Instances":[]}',
+    )
+    assert (rows["T-e0"].lease_owner, rows["T-e0"].run_after) == (None, None)
+    assert (rows["T-e1"].status, rows["T-e1"].state, rows["T-e1"].finished_at) == (
+        "Processing",
+        '{"k":1}',
+        None,
+    )
+    assert (rows["T-e2"].status, rows["T-e2"].current_step, rows["T-e2"].finished_at) == (
+        "Processing",
+        0,
+        None,
+    )
+    recorded = [(e.task_id, e.kind) for e in _read(db, count=5) if e.kind != "created"]
+    assert sorted(recorded) == [("T-e0", "ended"), ("T-e1", "progress")]
 
 
 def test_one_heartbeat_extends_every_lease_still_held_and_only_those(db: Database) -> None:

@@ -2,9 +2,10 @@
 
 A worker thread runs its claimed tasks in rounds, one step of each a round (Engine.run_many): first every
 step's provider call (engine/acts.py, no transaction open), then their effects (engine/steps.py) and
-their fenced UPDATEs in one write transaction, `Writes`, pipelined on PostgreSQL (store/db.py,
-Driver.pipeline): the statements of up to a claim's worth of steps go out without waiting for each
-answer, and the transaction commits only if every step with effects still held its lease.
+their fenced UPDATEs in one write transaction, `Writes` (pipelined on PostgreSQL when SessionLimits
+allows it, store/db.py Driver.pipeline): the UPDATEs of up to a claim's worth of steps in one
+statement for each set of columns (store/engine.py advance_many), and the transaction commits only if
+every step with effects still held its lease.
 """
 
 from __future__ import annotations
@@ -104,18 +105,17 @@ class Writes:
         return self._conn
 
     def record(self, owner: str, applied: list[Step], deferred: list[Step]) -> set[int]:
-        """The fenced UPDATEs (and events) of the steps with effects, then of those without in one
-        statement (advance_many), then the log lines of every step recorded, in one statement; raises
-        Refused if any step with effects lost its lease, and returns the seqs of the steps without
-        effects whose lease held (the others, and their lines, are simply not written)."""
+        """The fenced UPDATEs (and events) of every step, those with effects and those without, in one
+        statement for each set of columns (advance_many: a round in lockstep is one or two), then the
+        log lines of every step recorded, in one statement; raises Refused if any step with effects lost
+        its lease, and returns the seqs whose lease held (a step without effects that is not among them,
+        and its lines, is simply not written)."""
         driver = Driver.within(self.conn())
-        checks = [store.send_advance(driver, step.lease, owner, step.values) for step in applied]
-        held = (
-            store.advance_many(driver, owner, [(d.lease, d.values) for d in deferred]) if deferred else set()
-        )
+        steps = [(step.lease, step.values) for step in (*applied, *deferred)]
+        held = store.advance_many(driver, owner, steps, ends=True)
         assert self._sync is not None
         self._sync()
-        if not all(check() for check in checks):
+        if any(step.lease.seq not in held for step in applied):
             raise Refused()
         recorded = [*applied, *(d for d in deferred if d.lease.seq in held)]
         cluster_logs.append_many(driver, [line for step in recorded for line in step.lines])

@@ -116,9 +116,9 @@ class Engine:
 
         A round makes every step's provider call first (no transaction open), then records the round in
         one write transaction (rounds.Writes; pipelined on PostgreSQL): each step with effects writes
-        them and its own fenced UPDATE, the steps without effects are recorded together (advance_many:
-        one statement on PostgreSQL), each in its own task's row, fenced on its own lease, with its own
-        event; so every step of every task is still committed, and seen by ListTasks, one by one. If a
+        them, then every step is recorded, with effects or without (advance_many: one statement for
+        each set of columns on PostgreSQL), each in its own task's row, fenced on its own lease, with
+        its own event; so every step of every task is still committed, and seen by ListTasks, one by one. If a
         step with effects finds its lease taken over, or anything else fails in that transaction, it
         rolls back and the round's steps are recorded each alone, as run() does (_alone)."""
         for lease in leases:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -163,33 +162,25 @@ def advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) ->
     )
 
 
-def send_advance(driver: Driver, lease: Lease, owner: str, values: dict[str, Any]) -> Callable[[], bool]:
-    """`advance` in a transaction whose statements may be pipelined (Driver.pipeline): the callable
-    returned says whether the lease held, once the pipeline was synced. False means the caller must roll
-    the transaction back, the step's effects with it."""
-    columns = tuple(sorted(values))
-    params = [values[name] for name in columns]
-    kind = "ended" if "finished_at" in values else "progress"
-    return events.send_advance_with_event(
-        driver, _advance_sql(columns), columns, params, [lease.seq, owner, lease.token], kind
-    )
-
-
-def advance_many(driver: Driver, owner: str, steps: list[tuple[Lease, dict[str, Any]]]) -> set[int]:
-    """Record one step of each of several tasks (none of them its task's last) as `advance` would, each in
-    its own row, fenced on its own lease, with its own event, in one transaction (one statement on
-    PostgreSQL); returns the seqs of the tasks whose lease held."""
-    groups: dict[tuple[str, ...], list[tuple[list[Any], list[Any]]]] = {}
+def advance_many(
+    driver: Driver, owner: str, steps: list[tuple[Lease, dict[str, Any]]], *, ends: bool = False
+) -> set[int]:
+    """Record one step of each of several tasks as `advance` would, each in its own row, fenced on its own
+    lease, with its own event, in one transaction (one statement on PostgreSQL for each set of columns);
+    returns the seqs of the tasks whose lease held. A task's last step (`finished_at` set, an "ended"
+    event) only with `ends`: in the transaction that holds its effects (engine/rounds.py, Writes)."""
+    groups: dict[tuple[tuple[str, ...], str], list[tuple[list[Any], list[Any]]]] = {}
     for lease, values in steps:
-        if "finished_at" in values:
-            raise ValueError("a task's last step is recorded by advance(), with its effects")
+        kind = "ended" if "finished_at" in values else "progress"
+        if kind == "ended" and not ends:
+            raise ValueError("a task's last step is recorded with its effects, in their transaction")
         columns = tuple(sorted(values))
-        groups.setdefault(columns, []).append(
+        groups.setdefault((columns, kind), []).append(
             ([values[name] for name in columns], [lease.seq, owner, lease.token])
         )
     held: set[int] = set()
-    for columns, rows in groups.items():
-        held |= events.advance_many_with_events(driver, _advance_sql(columns), columns, rows, "progress")
+    for (columns, kind), rows in groups.items():
+        held |= events.advance_many_with_events(driver, _advance_sql(columns), columns, rows, kind)
     return held
 
 

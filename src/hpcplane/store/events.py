@@ -8,7 +8,7 @@ every running one, so an event committed late is never skipped by a reader that 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -157,19 +157,6 @@ def advance_with_event(
     return True
 
 
-def send_advance_with_event(
-    driver: Driver, update_sql: str, columns: tuple[str, ...], params: list[Any], fence: list[Any], kind: str
-) -> Callable[[], bool]:
-    """`advance_with_event` in a transaction that may be pipelined (Driver.pipeline): the statement is
-    sent, and the callable returned says whether the fence held once the pipeline was synced (on SQLite,
-    where nothing is pipelined, at once)."""
-    if not driver.is_sqlite:
-        cursor = driver.execute(_pg_advance_sql(columns), [*params, *fence, kind])
-        return lambda: cursor.rowcount == 1
-    held = advance_with_event(driver, update_sql, columns, params, fence, kind)
-    return lambda: held
-
-
 # The PostgreSQL type of each column a batched step may set (advance_many_with_events).
 _PG_TYPES = {
     "current_step": "integer",
@@ -180,6 +167,10 @@ _PG_TYPES = {
     "run_after": "timestamp",
     "lease_owner": "text",
     "lost_streak": "integer",
+    # a task's last step (engine/rounds.py: with its effects, in their transaction)
+    "status": "text",
+    "finished_at": "timestamp",
+    "result": "text",
 }
 
 
