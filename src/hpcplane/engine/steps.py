@@ -213,24 +213,26 @@ def finish(ctx: StepContext, *, failed: bool) -> None:
         status = TaskStatus.PARTIAL_FAIL
     else:
         status = TaskStatus.SUCCESS
-    live = store.release_nodes(ctx.conn, ctx.lease.cluster_id, targets)  # read and freed at once
-    if failed:
-        target = NODE_TARGET[task_type]
-        unfinished = [n["id"] for n in live if target is None or n["status"] != target.value]
-        store.update_nodes(ctx.conn, unfinished, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
     cluster_values: dict[str, Any] = {"updated_at": ctx.now}
+    deleted = task_type is TaskType.DELETE_CLUSTER and status is not TaskStatus.FAILED
     if task_type in CLUSTER_AFTER:
         cluster_values["task_id"] = None
         cluster_values["status"] = (
             ClusterStatus.EXCEPTION.value if status is TaskStatus.FAILED else CLUSTER_AFTER[task_type].value
         )
-        if task_type is TaskType.DELETE_CLUSTER and status is not TaskStatus.FAILED:
+        if deleted:
             cluster_values["deleted_at"] = ctx.now
-            store.update_nodes(ctx.conn, [n["id"] for n in live], deleted_at=ctx.now)
     if task_type is TaskType.RECOVER_CLUSTER and status is not TaskStatus.FAILED:
         request = ctx.lease.request
         cluster_values.update({column: request[p] for p, column in RECOVER_COLUMNS.items() if request.get(p)})
-    store.update_cluster(ctx.conn, ctx.lease.cluster_id, **cluster_values)
+    # The nodes read and freed, and the cluster's columns set, at once (one statement on PostgreSQL).
+    live = store.release_nodes(ctx.conn, ctx.lease.cluster_id, targets, cluster=cluster_values)
+    if failed:
+        target = NODE_TARGET[task_type]
+        unfinished = [n["id"] for n in live if target is None or n["status"] != target.value]
+        store.update_nodes(ctx.conn, unfinished, status=NodeStatus.EXCEPTION.value, updated_at=ctx.now)
+    if deleted:
+        store.update_nodes(ctx.conn, [n["id"] for n in live], deleted_at=ctx.now)
     level = {TaskStatus.SUCCESS: "info", TaskStatus.PARTIAL_FAIL: "warn"}.get(status, "error")
     ctx.log(level, f"Task {ctx.lease.task_id} ended {status.value}.")
     if task_type in WITH_INSTANCES:

@@ -80,17 +80,30 @@ def _nodes(rows: list[Any]) -> list[dict[str, Any]]:
 
 
 def release_nodes(
-    conn: Connection, cluster_id: str, node_ids: list[str] | None = None
+    conn: Connection,
+    cluster_id: str,
+    node_ids: list[str] | None = None,
+    *,
+    cluster: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """`cluster_nodes`, their task lock released (task_id cleared) in the same statement: an operation's
-    end reads the nodes it held and frees them in one round trip. The rows as they are after it."""
+    end reads the nodes it held and frees them in one round trip. The rows as they are after it.
+
+    `cluster`: columns of the cluster to set as well, in the same statement on PostgreSQL (a
+    data-modifying WITH), in a second one on SQLite (in-process: no round trip to save)."""
+    driver = Driver.within(conn)
+    if cluster and (driver.is_sqlite or (node_ids is not None and not node_ids)):
+        update_cluster(conn, cluster_id, **cluster)
+        cluster = None
     if node_ids is not None and not node_ids:
         return []
-    driver = Driver.within(conn)
     sql, params = _RELEASE_SQL, [cluster_id]
     if node_ids is not None:
         sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"
         params += _ids(driver, node_ids)
+    if cluster:
+        sql = f"WITH c AS ({_update_sql('clusters', tuple(cluster))} WHERE id = ?) {sql}"
+        params = [*cluster.values(), cluster_id, *params]
     found = _nodes(driver.execute(f"{sql} RETURNING {', '.join(_NODE_COLUMNS)}", params).fetchall())
     return sorted(found, key=lambda node: (node["created_at"], node["hostname"]))
 
