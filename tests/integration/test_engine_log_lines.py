@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from hpcplane.domain.tasks import TaskType
 from hpcplane.providers.faults import parse_faults
@@ -131,3 +133,18 @@ def test_append_many_keeps_the_order_given_and_cuts_long_messages(build: Build) 
     assert [(r.cluster_id, r.level, r.message, r.created_at) for r in rows] == [
         (c, level, message[: cluster_logs.MESSAGE_WIDTH], when) for c, _, level, message, when in given
     ]
+
+
+def test_the_workers_line_of_a_tasks_end_names_the_task_in_rounds_and_alone(build: Build) -> None:
+    """The worker's own log (structlog, with the context it binds merged as in production): "task ended"
+    carries the task's id whether the task ran alone (run) or in a round with others (run_many)."""
+    services = build()
+    who = principal(services)
+    clusters = [seeded(services, who) for _ in range(3)]
+    task_ids = [cluster_task(services, who, TaskType.STOP_CLUSTER, cluster_id) for cluster_id in clusters]
+    leases = {lease.task_id: lease for lease in services.engine.claim(3)}
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as captured:
+        services.engine.run(leases[task_ids[0]])
+        services.engine.run_many([leases[task_ids[1]], leases[task_ids[2]]])
+    ended = [(e.get("task_id"), e["status"]) for e in captured if e["event"] == "task ended"]
+    assert sorted(ended, key=str) == sorted([(task_id, "Success") for task_id in task_ids], key=str)

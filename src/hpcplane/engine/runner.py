@@ -401,7 +401,8 @@ class Engine:
         metrics.record_step(lease.task_type.value, time.perf_counter() - step.began, step.index == 1)
         if ctx.finished is not None:
             metrics.record_end(lease.task_type.value, ctx.finished.value)
-            log.info("task ended", status=ctx.finished.value, steps=step.index)
+            # Named here: a round records its steps outside the task_id bound around each step.
+            log.info("task ended", task_id=lease.task_id, status=ctx.finished.value, steps=step.index)
         return ctx.finished is None and step.delay == 0
 
     def _fail(self, lease: Lease, code: str, message: str) -> None:
