@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Connection, insert, select, update
@@ -14,6 +14,7 @@ from hpcplane.domain.tasks import TaskType
 from hpcplane.store import engine as engine_store
 from hpcplane.store import events
 from hpcplane.store.db import Database, Driver, SessionLimits
+from hpcplane.store.engine import Lease
 from hpcplane.store.events import Cursor
 from hpcplane.store.tables import accounts, task_events, tasks
 from hpcplane.store.tasks import NewTask, insert_task
@@ -52,6 +53,18 @@ def _task(task_id: str, cluster_id: str = "c-1") -> NewTask:
         plan='["sim_wait", "sim_wait", "sim_wait"]',
         run_after=START,
     )
+
+
+def _claimed(db: Database, prefix: str, count: int, until: datetime) -> list[Lease]:
+    """`count` new tasks (T-<prefix>0..., each on its own cluster c-<prefix>N), claimed by w1 until
+    `until`, in task id order."""
+    with db.write() as conn:
+        for n in range(count):
+            insert_task(conn, _task(f"T-{prefix}{n}", f"c-{prefix}{n}"), START)
+        leases = engine_store.claim(
+            conn, owner="w1", now=START, lease_until=until, limit=count, postgres=db.is_postgres
+        )
+    return sorted(leases, key=lambda lease: lease.task_id)
 
 
 def _read(
@@ -131,14 +144,9 @@ def test_a_batch_of_steps_writes_each_task_and_its_event_and_fences_each_lease(d
     owner is refused alone, writing neither its row nor an event, and the others are recorded."""
     _account(db)
     until = START + timedelta(seconds=30)
-    with db.write() as conn:
-        for n in range(4):
-            insert_task(conn, _task(f"T-b{n}", f"c-b{n}"), START)
-        leases = engine_store.claim(
-            conn, owner="w1", now=START, lease_until=until, limit=4, postgres=db.is_postgres
-        )
+    leases = _claimed(db, "b", 4, until)
     assert len(leases) == 4
-    a, b, c, d = sorted(leases, key=lambda lease: lease.task_id)
+    a, b, c, d = leases
     taken = dataclasses.replace(c, token=c.token + 1)  # as if another holder had claimed it since
     step = {"updated_at": START, "lease_expires_at": until, "state": "{}", "errors": "[]"}
     # A timestamp with microseconds, in another zone, is stored exactly, as UTC (the batched statement
@@ -223,15 +231,7 @@ def test_last_steps_are_recorded_in_a_batch_with_their_effects_and_an_ended_even
     and an "ended" event, the other a "progress" one; a taken-over lease's last step writes nothing."""
     _account(db)
     until = START + timedelta(seconds=30)
-    with db.write() as conn:
-        for n in range(3):
-            insert_task(conn, _task(f"T-e{n}", f"c-e{n}"), START)
-        a, b, c = sorted(
-            engine_store.claim(
-                conn, owner="w1", now=START, lease_until=until, limit=3, postgres=db.is_postgres
-            ),
-            key=lambda lease: lease.task_id,
-        )
+    a, b, c = _claimed(db, "e", 3, until)
     ended = START + timedelta(seconds=2, microseconds=7)
     last = {
         "current_step": 1,
@@ -276,15 +276,7 @@ def test_one_heartbeat_extends_every_lease_still_held_and_only_those(db: Databas
     says which; a lease taken over since (another token) or another owner's is left alone."""
     _account(db)
     until = START + timedelta(seconds=30)
-    with db.write() as conn:
-        for n in range(3):
-            insert_task(conn, _task(f"T-h{n}", f"c-h{n}"), START)
-        a, b, c = sorted(
-            engine_store.claim(
-                conn, owner="w1", now=START, lease_until=until, limit=3, postgres=db.is_postgres
-            ),
-            key=lambda lease: lease.task_id,
-        )
+    a, b, c = _claimed(db, "h", 3, until)
     later = until + timedelta(seconds=10)
     asked = [(a.seq, a.token), (b.seq, b.token + 1), (c.seq, c.token)]
     with db.write() as conn:
@@ -303,15 +295,7 @@ def test_the_heartbeat_skips_a_row_a_step_holds_locked(db: Database) -> None:
     others at once and leaves that one to the step; once the lock is gone, it extends it too."""
     _account(db)
     until = START + timedelta(seconds=30)
-    with db.write() as conn:
-        for n in range(2):
-            insert_task(conn, _task(f"T-l{n}", f"c-l{n}"), START)
-        a, b = sorted(
-            engine_store.claim(
-                conn, owner="w1", now=START, lease_until=until, limit=2, postgres=db.is_postgres
-            ),
-            key=lambda lease: lease.task_id,
-        )
+    a, b = _claimed(db, "l", 2, until)
     later = until + timedelta(seconds=10)
     asked = [(a.seq, a.token), (b.seq, b.token)]
     with db.engine.connect() as step:

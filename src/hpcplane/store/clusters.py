@@ -92,10 +92,11 @@ def release_nodes(
     `cluster`: columns of the cluster to set as well, in the same statement on PostgreSQL (a
     data-modifying WITH), in a second one on SQLite (in-process: no round trip to save)."""
     driver = Driver.within(conn)
-    if cluster and (driver.is_sqlite or (node_ids is not None and not node_ids)):
+    none_asked = node_ids is not None and not node_ids
+    if cluster and (driver.is_sqlite or none_asked):
         update_cluster(conn, cluster_id, **cluster)
         cluster = None
-    if node_ids is not None and not node_ids:
+    if none_asked:
         return []
     sql, params = _RELEASE_SQL, [cluster_id]
     if node_ids is not None:

@@ -169,17 +169,17 @@ def advance_many(
     lease, with its own event, in one transaction (one statement on PostgreSQL for each set of columns);
     returns the seqs of the tasks whose lease held. A task's last step (`finished_at` set, an "ended"
     event) only with `ends`: in the transaction that holds its effects (engine/rounds.py, Writes)."""
-    groups: dict[tuple[tuple[str, ...], str], list[tuple[list[Any], list[Any]]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[list[Any], list[Any]]]] = {}
     for lease, values in steps:
-        kind = "ended" if "finished_at" in values else "progress"
-        if kind == "ended" and not ends:
+        if "finished_at" in values and not ends:
             raise ValueError("a task's last step is recorded with its effects, in their transaction")
         columns = tuple(sorted(values))
-        groups.setdefault((columns, kind), []).append(
+        groups.setdefault(columns, []).append(
             ([values[name] for name in columns], [lease.seq, owner, lease.token])
         )
     held: set[int] = set()
-    for (columns, kind), rows in groups.items():
+    for columns, rows in groups.items():
+        kind = "ended" if "finished_at" in columns else "progress"
         held |= events.advance_many_with_events(driver, _advance_sql(columns), columns, rows, kind)
     return held
 
