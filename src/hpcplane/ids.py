@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
+import ssl
 import string
 import uuid
 
@@ -25,8 +25,11 @@ def _token(n: int, alphabet: str = _ALNUM) -> str:
 
 def request_id() -> str:
     """An upper-case random (version 4) UUID, as the RequestId of every response: written from 16 random
-    bytes directly (every call makes one: uuid.UUID's object and str() cost three times as much)."""
-    h = os.urandom(16).hex().upper()
+    bytes directly (every call makes one: uuid.UUID's object and str() cost three times as much). The bytes
+    are OpenSSL's CSPRNG (reseeded by OpenSSL after a fork), not os.urandom: getrandom() releases the GIL,
+    and on the event loop's thread, where every call's id is made, that handed the GIL to a call thread
+    and left the loop waiting to take it back (docs/benchmarks.md, session 12)."""
+    h = ssl.RAND_bytes(16).hex().upper()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 

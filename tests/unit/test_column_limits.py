@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import Text
 
 from hpcplane.api.actions import operations
 from hpcplane.api.actions.operations import read_add_nodes, read_create_cluster
 from hpcplane.domain.resources import Role
+from hpcplane.store.audit import _FIELDS, AuditRecord, _row
 from hpcplane.store.limits import TABLES, fit, width
 from tests.support.probing import PROBE_MAX, longest_accepted
 
@@ -80,3 +83,26 @@ def test_fit_makes_any_text_storable_in_its_column() -> None:
     assert fit("audit_log", "request_id", "é" * 100) == "é" * 64
     assert fit("audit_log", "decision", "x" * 100) == "x" * 16
     assert fit("audit_log", "resource", "r" * 400) == "r" * 300
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ehpc:ListTasks",
+        "x" * 16,  # exactly the decision column's width: kept
+        "x" * 17,  # one past it: cut
+        "a\x00b",
+        "a\ud800b",
+        "é" * 5,
+        "é" * 400,
+        "",
+    ],
+)
+def test_an_audit_rows_text_is_what_fit_makes_of_it(value: str) -> None:
+    """The audit writer's row keeps a short clean ASCII value as it is and fits every other one: each
+    column's value is exactly `fit`'s, whatever the client sent."""
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    record = AuditRecord(at, *([value] * (len(_FIELDS) - 1)))
+    row = _row(record, "bound")
+    assert row[0] == "bound"
+    assert row[1:] == [fit("audit_log", name, value) for name in _FIELDS[1:]]

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from hpcplane.store.db import Driver
-from hpcplane.store.limits import fit
+from hpcplane.store.limits import fit, width
 from hpcplane.store.tables import audit_log
 
 
@@ -42,16 +42,26 @@ def insert_records(conn: Connection, records: Sequence[AuditRecord]) -> None:
     """One batch, on the bare driver in the caller's transaction: the batch holds SQLite's single writer
     while it runs, so it must be short (SQLAlchemy's executemany took several times as long)."""
     if records:
-        Driver.within(conn).executemany(_INSERT, [_row(r) for r in records])
+        driver = Driver.within(conn)
+        bind = driver.bind
+        driver.executemany(_INSERT, [_row(r, bind(r.at)) for r in records], bound=True)
 
 
-def _row(record: AuditRecord) -> list[object]:
+# The declared width of each text column the record fills (all but `at`), read once.
+_WIDTHS = tuple((name, width("audit_log", name)) for name in _FIELDS[1:])
+
+
+def _row(record: AuditRecord, at: object) -> list[object]:
     """The record's values, text fitted to its columns: a client's Action or RoleArn of any length or
-    with a NUL byte must not make a batch of the trail unwritable (and so retried forever)."""
-    row: list[object] = []
-    for name in _FIELDS:
+    with a NUL byte must not make a batch of the trail unwritable (and so retried forever). A short ASCII
+    value without NUL (every value of an SDK's call) is kept as it is: `fit` would give it back unchanged.
+    The writer turns every call's record into its row: this is on the server's hot path."""
+    row: list[object] = [at]
+    for name, size in _WIDTHS:
         value = getattr(record, name)
-        row.append(fit("audit_log", name, value) if isinstance(value, str) else value)
+        if value is not None and not (len(value) <= size and value.isascii() and "\x00" not in value):
+            value = fit("audit_log", name, value)
+        row.append(value)
     return row
 
 

@@ -136,18 +136,23 @@ class Driver:
             finally:
                 _PIPELINED.discard(connection)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """One statement for many rows (inside a transaction: see `within`)."""
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *, bound: bool = False) -> None:
+        """One statement for many rows (inside a transaction: see `within`); `bound`: the rows' values
+        are already as the driver takes them (datetimes through `bind`), so they go as given."""
         if self._deadlines is not None:
             self._deadlines.touch()
         cursor = self._connection.cursor()
         try:
             cursor.executemany(
                 sql if self.is_sqlite else _pyformat(sql),
-                [[_bind(v, self.is_sqlite) for v in row] for row in rows],
+                rows if bound else [[_bind(v, self.is_sqlite) for v in row] for row in rows],
             )
         finally:
             cursor.close()
+
+    def bind(self, value: Any) -> Any:
+        """`value` as this driver's statements take it (see `_bind`)."""
+        return _bind(value, self.is_sqlite)
 
     def script(self, sql: str, params: Sequence[Any] = ()) -> DriverCursor:
         """PostgreSQL, outside any transaction (`Database.driver()`): statements separated by `;`, their
