@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy.engine import make_url
 
 PG_ADMIN = os.environ.get(
     "HPCPLANE_BENCH_PG_ADMIN",
@@ -143,8 +144,9 @@ def pg_create(admin_url: str, name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{name}"
+    # Through SQLAlchemy's URL, so that a query (?host=/var/run/postgresql: the Unix socket) is kept.
+    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False)
 
 
 def pg_drop(admin_url: str, name: str) -> None:

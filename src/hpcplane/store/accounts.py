@@ -110,7 +110,7 @@ def _key_and_account(box: SecretBox, row: Sequence[Any]) -> tuple[AccessKey, Acc
 
 def key_and_account(driver: Driver, box: SecretBox, key_id: str) -> tuple[AccessKey, Account] | None:
     """A permanent AccessKey with its secret decrypted, and its account: one indexed read per request."""
-    row = driver.execute(_KEY_AND_ACCOUNT, (key_id,)).fetchone()
+    row = driver.row(_KEY_AND_ACCOUNT, (key_id,))
     return None if row is None else _key_and_account(box, row)
 
 
@@ -149,7 +149,7 @@ class KeyRows:
     ) -> tuple[tuple[AccessKey, Account] | None, bool]:
         """The key and its account (None: no such key), and whether the store holds `nonce` for it,
         unexpired at `now`: one statement."""
-        row = driver.execute(_KEY_ACCOUNT_AND_NONCE, (nonce, now, key_id)).fetchone()
+        row = driver.row(_KEY_ACCOUNT_AND_NONCE, (nonce, now, key_id))
         if row is None:
             return None, False
         return self.convert(row), bool(row[8])

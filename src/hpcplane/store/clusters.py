@@ -65,7 +65,7 @@ def node_rows(driver: Driver, cluster_id: str, node_ids: list[str] | None = None
     if node_ids is not None:
         sql = f"{sql} AND {_id_match(driver.is_sqlite, len(node_ids))}"
         params += _ids(driver, node_ids)
-    return _nodes(driver.execute(sql + _NODES_ORDER, params).fetchall())
+    return _nodes(driver.rows(sql + _NODES_ORDER, params))
 
 
 def _nodes(rows: list[Any]) -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def release_nodes(
     if cluster:
         sql = f"WITH c AS ({_update_sql('clusters', tuple(cluster))} WHERE id = ?) {sql}"
         params = [*cluster.values(), cluster_id, *params]
-    found = _nodes(driver.execute(f"{sql} RETURNING {', '.join(_NODE_COLUMNS)}", params).fetchall())
+    found = _nodes(driver.rows(f"{sql} RETURNING {', '.join(_NODE_COLUMNS)}", params))
     return sorted(found, key=lambda node: (node["created_at"], node["hostname"]))
 
 

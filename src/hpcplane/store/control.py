@@ -66,12 +66,12 @@ def get_tuning(conn: Connection) -> str | None:
 
 def read_tuning(driver: Driver) -> str | None:
     """The tuning row on the bare driver: what each engine reads when it claims a task."""
-    row = driver.execute("SELECT value FROM meta WHERE key = ?", (CONTROL_KEY,)).fetchone()
+    row = driver.row("SELECT value FROM meta WHERE key = ?", (CONTROL_KEY,))
     return None if row is None else str(row[0])
 
 
 def current_step(driver: Driver, task_id: str) -> int:
-    row = driver.execute("SELECT current_step FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    row = driver.row("SELECT current_step FROM tasks WHERE task_id = ?", (task_id,))
     return -1 if row is None else int(row[0])
 
 

@@ -214,7 +214,7 @@ def advance_many_with_events(
     `update_sql` and the event's INSERT ... SELECT per row."""
     if not driver.is_sqlite:
         encoded = json_rows.encode([[*fence, *params] for params, fence in rows])
-        return {row[0] for row in driver.execute(_pg_many_sql(columns), [encoded, kind]).fetchall()}
+        return {row[0] for row in driver.rows(_pg_many_sql(columns), [encoded, kind])}
     held = set()
     with driver.transaction():
         for params, fence in rows:
@@ -250,7 +250,7 @@ def read_after(
         f"SELECT {_READ_COLUMNS} FROM task_events WHERE {' AND '.join(where)} "  # noqa: S608 (constant)
         "ORDER BY tx, id LIMIT ?"
     )
-    rows = driver.execute(sql, [*params, limit]).fetchall()
+    rows = driver.rows(sql, [*params, limit])
     return [_event(driver, row) for row in rows]
 
 
@@ -258,8 +258,8 @@ def last_cursor(driver: Driver) -> Cursor:
     """Where a reader that wants only new events starts: after every event committed so far (on
     PostgreSQL, before the oldest running transaction, so an event of one still running is not lost)."""
     if not driver.is_sqlite:
-        return Cursor(int(driver.execute(f"SELECT {_XMIN}").fetchone()[0]), 0)
-    row = driver.execute("SELECT tx, id FROM task_events ORDER BY tx DESC, id DESC LIMIT 1").fetchone()
+        return Cursor(int(driver.row(f"SELECT {_XMIN}")[0]), 0)
+    row = driver.row("SELECT tx, id FROM task_events ORDER BY tx DESC, id DESC LIMIT 1")
     return Cursor(int(row[0]), int(row[1])) if row else Cursor()
 
 

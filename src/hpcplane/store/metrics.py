@@ -14,5 +14,5 @@ _QUEUE = (
 
 def queue(driver: Driver, now: datetime) -> tuple[int, int]:
     """(unfinished tasks, of which due now and not held), off the partial index of unfinished tasks."""
-    row = driver.execute(_QUEUE, (now, now)).fetchone()
+    row = driver.row(_QUEUE, (now, now))
     return int(row[0]), int(row[1])

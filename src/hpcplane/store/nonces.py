@@ -48,9 +48,7 @@ class SqlNonces:
         the timestamp window still bounds any replay."""
         expires = now + timedelta(seconds=ttl)
         with self._db.driver(write=True) as driver:
-            fresh = (
-                driver.execute(self._remember, (access_key_id, nonce, expires, now)).fetchone() is not None
-            )
+            fresh = driver.row(self._remember, (access_key_id, nonce, expires, now)) is not None
             self._since_purge += 1
             if self._since_purge >= _PURGE_EVERY:
                 self._since_purge = 0
@@ -63,7 +61,7 @@ _SEEN = "SELECT 1 FROM nonces WHERE access_key_id = ? AND nonce = ? AND expires_
 
 def stored(driver: Driver, access_key_id: str, nonce: str, now: datetime) -> bool:
     """Whether the store holds the nonce for the key, unexpired at `now`."""
-    return driver.execute(_SEEN, (access_key_id, nonce, now)).fetchone() is not None
+    return driver.row(_SEEN, (access_key_id, nonce, now)) is not None
 
 
 # A batch: a nonce another process recorded in the same window (the store's row not yet expired) is
@@ -152,12 +150,14 @@ class BatchedNonces:
         with self._lock:
             self._writing.update(self._pending)
             self._pending = {}
-            rows = [(k, n, expires, now) for (k, n), expires in self._writing.items()]
+            rows = [(k, n, expires) for (k, n), expires in self._writing.items()]
         # In key order: two processes' batches that share a nonce (a replay across processes within the
         # window) then take its row lock in the same order, so PostgreSQL sees no deadlock.
         rows.sort()
         if rows:
-            driver.executemany(_RECORD, rows)
+            bind = driver.bind
+            at = bind(now)
+            driver.executemany(_RECORD, [(k, n, bind(expires), at) for k, n, expires in rows], bound=True)
             self._since_purge += len(rows)
             if self._since_purge >= _PURGE_EVERY:
                 self._since_purge = 0

@@ -28,7 +28,7 @@ def create(
 
 def find(driver: Driver, id_hash: str, now: datetime) -> tuple[str, str] | None:
     """(account id, AccessKey id) of an unexpired session."""
-    row = driver.execute(_FIND, [id_hash, now]).fetchone()
+    row = driver.row(_FIND, [id_hash, now])
     return (row[0], row[1]) if row else None
 
 

@@ -243,7 +243,7 @@ def _list(
         count = "NULL" if own_count else _COUNT_OWNED.format(filter=where)
         sql = _SCOPE_AND_PAGE.format(count=count, filter=where, created="" if convert is _lean else _CREATED)
         count_params = () if own_count else params[1:]
-        rows = driver.execute(sql, (*count_params, cluster_id, account_id, *params, limit, offset)).fetchall()
+        rows = driver.rows(sql, (*count_params, cluster_id, account_id, *params, limit, offset))
         if not rows:
             return None, TaskRows(tasks=[], total=0)
         scope = _scope(driver, rows[0][:4])
@@ -256,16 +256,13 @@ def _list(
             ]
             return scope, TaskRows(lean, total)
         return scope, TaskRows([convert(row[5:]) for row in rows if row[5] is not None], total)
-    row = driver.execute(_SCOPE, (cluster_id, account_id)).fetchone()
+    row = driver.row(_SCOPE, (cluster_id, account_id))
     if row is None:
         return None, TaskRows(tasks=[], total=0)
     scope = _scope(driver, row)
     if not scope.cluster_found:
         return scope, TaskRows(tasks=[], total=0)
-    if own_count:
-        total = scope.task_count
-    else:
-        total = int(driver.execute(_COUNT.format(filter=where), params).fetchone()[0])
+    total = scope.task_count if own_count else int(driver.row(_COUNT.format(filter=where), params)[0])
     if offset >= total:
         return scope, TaskRows(tasks=[], total=total)
     rows = _page_rows(driver, where, params, offset, min(limit, total - offset), total)
@@ -316,7 +313,7 @@ def _page_rows(
     from_end = total - offset - limit
     order = _NEWEST_FIRST if offset <= from_end else _OLDEST_FIRST
     sql = _PAGE.format(columns=_COLUMNS, filter=where, order=order)
-    rows = driver.execute(sql, (*params, limit, min(offset, from_end))).fetchall()
+    rows = driver.rows(sql, (*params, limit, min(offset, from_end)))
     return rows if order == _NEWEST_FIRST else rows[::-1]
 
 
