@@ -96,7 +96,7 @@ def run_polled(
         began = time.monotonic()
         processes = start_workers(workers, worker_env(home, url, concurrency), home, timeout=120)
         startup = time.monotonic() - began
-        interval = loadgen.interval_ms(POLL_CONNECTIONS, POLL_RATE, 1.0)
+        interval = loadgen.interval_ms(POLL_RATE)
         load = loadgen.Background(server.port, corpus, POLL_CONNECTIONS, interval, None)
         time.sleep(0.2)
         released = datetime.now(UTC)

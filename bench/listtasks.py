@@ -279,13 +279,11 @@ def load_pair(
         full.profile = spy.stop()
     print(describe(full), flush=True)
     rate = full.requests_per_s / 2
-    # The half-load corpus also covers the 1 s probe that calibrates the rate.
-    corpus = signed(work / f"{stem}-half.txt", sign, corpus_size(rate, seconds + loadgen.PROBE_SECONDS))
-    service_ms = 1000.0 / full.requests_per_s if full.requests_per_s else 0.0
+    corpus = signed(work / f"{stem}-half.txt", sign, corpus_size(rate, seconds))
     connections = half_connections(rate)
     started = meter()
-    result = loadgen.fixed_rate(server.port, corpus, seconds, connections, rate, service_ms)
-    cpu = started.stop(result.requests)  # the calibrating probe's requests included: a slight overcount
+    result = loadgen.fixed_rate(server.port, corpus, seconds, connections, rate)
+    cpu = started.stop(result.requests)
     half = make_run(
         label,
         backend,

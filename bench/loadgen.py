@@ -1,9 +1,12 @@
 """The load generator: corpora of pre-signed requests, and wrk replaying each request once from a Lua script.
 
 Full load is a closed loop (every connection sends its next request when the answer arrives). Half load
-and the polling during the engine runs are a fixed rate: the script's `delay()` holds each connection
-`connections * 1000 / rate` ms (less the expected service time) before its next request, carrying the
-fraction over so the average is exact although wrk waits whole milliseconds.
+and the polling during the engine runs are a fixed rate on a schedule: the script's `delay()` holds each
+request until its slot, `1000 / rate` ms after the previous one of the run (the run's one wrk thread
+shares the schedule across its connections), read from the monotonic clock through LuaJIT's ffi. The
+rate is then the one asked for whatever the answers' latency, as long as a connection is free for each
+slot; a server that cannot keep up falls behind it (the achieved rate says so). Without LuaJIT's ffi the
+script falls back to a think time of `connections * 1000 / rate` ms a connection after each answer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from pathlib import Path
 from hpcplane.testing import sign_v1
 
 WRK_CORE = 1
-PROBE_SECONDS = 1
 LUA = """
 local paths = {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
@@ -36,11 +38,30 @@ request = function()
   return wrk.format("GET", paths[((i - 1) %% count) + 1])
 end
 if interval > 0 then
-  delay = function()
-    carry = carry + interval
-    local whole = math.floor(carry)
-    carry = carry - whole
-    return whole
+  local ok, ffi = pcall(require, "ffi")
+  if ok then
+    ffi.cdef[[
+      typedef struct { long tv_sec; long tv_nsec; } hpcplane_timespec;
+      int clock_gettime(int clk_id, hpcplane_timespec *tp);
+    ]]
+    local ts = ffi.new("hpcplane_timespec")
+    local slot = nil
+    delay = function()
+      ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+      local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+      slot = (slot or now) + interval
+      local wait = slot - now
+      if wait <= 0 then return 0 end
+      return math.floor(wait + 0.5)
+    end
+  else
+    local think = interval * %(connections)d
+    delay = function()
+      carry = carry + think
+      local whole = math.floor(carry)
+      carry = carry - whole
+      return whole
+    end
   end
 end
 done = function(summary, latency, requests)
@@ -128,18 +149,17 @@ def plain_corpus(path: Path, url_path: str = "/") -> Corpus:
     return Corpus(path, 0, 0.0)
 
 
-def interval_ms(connections: int, rate: float, service_ms: float = 0.0) -> float:
-    """The delay before each request of one connection that makes `connections` send `rate` req/s.
-
-    A connection's cycle is its delay plus the answer's latency, so the expected service time is taken
-    off (at half load: the time one request takes at full load on this single-threaded server)."""
-    return max(0.0, connections * 1000.0 / rate - service_ms)
+def interval_ms(rate: float) -> float:
+    """The time between two requests of a fixed-rate run at `rate` req/s (the script's schedule)."""
+    return 1000.0 / rate
 
 
-def write_script(corpus: Corpus, interval: float, offset: int = 0) -> Path:
-    """The Lua script replaying `corpus` from line `offset` on, `interval` ms apart per connection."""
+def write_script(corpus: Corpus, interval: float, offset: int = 0, connections: int = 1) -> Path:
+    """The Lua script replaying `corpus` from line `offset` on, one request every `interval` ms (0: as
+    fast as the answers come)."""
     script = corpus.path.with_name(f"{corpus.path.stem}-{offset}.lua")
-    script.write_text(LUA % {"paths": str(corpus.path), "interval": interval, "offset": offset})
+    values = {"paths": str(corpus.path), "interval": interval, "offset": offset, "connections": connections}
+    script.write_text(LUA % values)
     return script
 
 
@@ -191,25 +211,17 @@ def run_wrk(
     offset: int = 0,
 ) -> WrkResult:
     """One blocking wrk run of `seconds`, from line `offset` of the corpus."""
-    command = wrk_command(port, write_script(corpus, interval, offset), seconds, connections, core)
+    script = write_script(corpus, interval, offset, connections)
+    command = wrk_command(port, script, seconds, connections, core)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return parse(done.stdout)
 
 
-def fixed_rate(
-    port: int, corpus: Corpus, seconds: float, connections: int, rate: float, service_ms: float
-) -> WrkResult:
-    """A run at `rate` req/s: a 1 s probe at the computed delay first, whose achieved rate tells how much
-    longer than the delay a connection's cycle really is (latency, timer lateness), then the measured run
-    with that taken off. The probe's requests are not replayed: the run starts past them in the corpus."""
-    first = interval_ms(connections, rate, service_ms)
-    probe = run_wrk(port, corpus, PROBE_SECONDS, connections, first)
-    extra = connections * 1000.0 / probe.requests_per_s - first if probe.requests_per_s else 0.0
-    second = interval_ms(connections, rate, max(0.0, extra))
-    skip = probe.requests + 2 * connections + 10
-    return run_wrk(port, corpus, seconds, connections, second, offset=skip)
+def fixed_rate(port: int, corpus: Corpus, seconds: float, connections: int, rate: float) -> WrkResult:
+    """A run at `rate` req/s on the script's schedule (the module's docstring)."""
+    return run_wrk(port, corpus, seconds, connections, interval_ms(rate))
 
 
 class Background:
@@ -218,7 +230,7 @@ class Background:
     def __init__(
         self, port: int, corpus: Corpus, connections: int, interval: float, core: int | None
     ) -> None:
-        command = wrk_command(port, write_script(corpus, interval), 3600, connections, core)
+        command = wrk_command(port, write_script(corpus, interval, 0, connections), 3600, connections, core)
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self) -> WrkResult:
