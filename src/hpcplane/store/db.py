@@ -172,10 +172,7 @@ class Driver:
             self._deadlines.touch()
         cursor = self._connection.cursor()
         try:
-            cursor.executemany(
-                sql if self.is_sqlite else _pyformat(sql),
-                rows if bound else [[_bind(v, self.is_sqlite) for v in row] for row in rows],
-            )
+            cursor.executemany(self._sql(sql), rows if bound else [self._bound(row) for row in rows])
         finally:
             cursor.close()
 
